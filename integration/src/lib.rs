@@ -1,0 +1,1 @@
+//! Test fixtures and harness for the Polis end-to-end tests.
