@@ -1,0 +1,294 @@
+//! The snapshotter's operations, with containerd overlayfs semantics. Every change of metadata
+//! and of directories happens while holding the store's single write transaction, and a
+//! directory becomes a snapshot's (renamed to its id) inside the transaction that records it:
+//! after a crash, a directory either belongs to a committed record or is an orphan that
+//! Cleanup (or the next use of its id) removes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use containerd_snapshots::api::types::Mount;
+
+use crate::backend::Backend;
+use crate::error::{Error, IoContext, Result};
+use crate::filter::{Fields, Filter};
+use crate::flatten::ensure_flat;
+use crate::fsutil::{copy_tree, disk_usage, mkdir_mode, remove_tree};
+use crate::mounts::{native_mounts, overlay_mounts, plan_lowers, Layout};
+use crate::store::{Chain, Kind, Record, Store};
+
+pub struct Snapshotter {
+    layout: Layout,
+    store: Store,
+    backend: Backend,
+    /// Serialises flattening outside write transactions (Mounts of long chains).
+    flatten_lock: Mutex<()>,
+    temp_seq: AtomicU64,
+}
+
+/// A snapshot's name with its record, as Stat, Update and Walk return it.
+pub type Named = (String, Record);
+
+struct WalkItem<'a>(&'a str, &'a Record);
+
+impl Fields for WalkItem<'_> {
+    fn field(&self, fp: &[String]) -> Option<String> {
+        let rec = self.1;
+        match fp.first()?.as_str() {
+            "kind" => Some(rec.kind.as_str().to_string()),
+            "name" => Some(self.0.to_string()),
+            "parent" => Some(rec.parent.clone()),
+            "labels" => rec.labels.get(&fp[1..].join(".")).cloned(),
+            _ => None,
+        }
+    }
+}
+
+impl Snapshotter {
+    pub fn open(root: &Path, backend: Backend) -> Result<Self> {
+        let layout = Layout::new(root);
+        for dir in [root.to_path_buf(), layout.snapshots()] {
+            match mkdir_mode(&dir, 0o700) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => other?,
+            }
+        }
+        let store = Store::open(&root.join("metadata.db"))?;
+        Ok(Snapshotter {
+            layout,
+            store,
+            backend,
+            flatten_lock: Mutex::new(()),
+            temp_seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn stat(&self, key: &str) -> Result<Record> {
+        self.store.read(|t| t.get(key))
+    }
+
+    pub fn update(
+        &self,
+        key: &str,
+        labels: HashMap<String, String>,
+        fieldpaths: &[String],
+    ) -> Result<Record> {
+        self.store
+            .write(|t| t.update_labels(key, labels, fieldpaths))
+    }
+
+    /// Usage of an active snapshot is measured now; a committed one's was measured at commit.
+    pub fn usage(&self, key: &str) -> Result<(i64, i64)> {
+        let rec = self.store.read(|t| t.get(key))?;
+        match rec.kind {
+            Kind::Active => disk_usage(&self.layout.upper(rec.id)),
+            _ => Ok((rec.inodes, rec.size)),
+        }
+    }
+
+    pub fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let chain = self.store.read(|t| t.chain(key))?;
+        self.mounts_of(&chain, || Some(self.lock_flatten()))
+    }
+
+    /// Lock order everywhere: this lock first, then the store's write transaction.
+    fn lock_flatten(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.flatten_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The mounts of `chain`; flattens the deep end of a too long chain first, under the
+    /// flatten lock that `lock` takes (or that the caller already holds, when it returns None).
+    fn mounts_of<'a>(
+        &'a self,
+        chain: &Chain,
+        lock: impl FnOnce() -> Option<std::sync::MutexGuard<'a, ()>>,
+    ) -> Result<Vec<Mount>> {
+        match self.backend {
+            Backend::Native => Ok(native_mounts(&self.layout, chain)),
+            Backend::Overlay(opts) => {
+                let mounts = overlay_mounts(&self.layout, opts, chain);
+                let fixed = mounts[0]
+                    .options
+                    .iter()
+                    .filter(|o| !o.starts_with("lowerdir="))
+                    .map(|o| o.len())
+                    .sum();
+                let plan = plan_lowers(&chain.parent_ids, fixed);
+                if plan.flat_from.is_some() {
+                    let _guard = lock();
+                    ensure_flat(&self.layout, &chain.parent_ids[plan.direct.len()..])?;
+                }
+                Ok(mounts)
+            }
+        }
+    }
+
+    pub fn create(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Mount>> {
+        let _guard = self.lock_flatten();
+        let mut created: Option<PathBuf> = None;
+        let result = self.store.write(|t| {
+            let chain = t.create(kind, key, parent, labels)?;
+            let staged = self.stage_dir(kind, &chain)?;
+            let dir = self.layout.dir(chain.id);
+            // An id is only reused after a crash between rename and commit: that dir is an orphan.
+            remove_tree(&dir)?;
+            if let Err(e) = fs::rename(&staged, &dir) {
+                remove_tree(&staged)?;
+                return Err(Error::io("rename staged snapshot dir to", &dir, e));
+            }
+            created = Some(dir);
+            let mounts = self.mounts_of(&chain, || None)?;
+            Ok(mounts)
+        });
+        if result.is_err() {
+            if let Some(dir) = created {
+                remove_tree(&dir)?;
+            }
+        }
+        result
+    }
+
+    /// Builds the new snapshot's directory under a temporary name.
+    fn stage_dir(&self, kind: Kind, chain: &Chain) -> Result<PathBuf> {
+        let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
+        let staged = self
+            .layout
+            .snapshots()
+            .join(format!("new-{}-{seq}", std::process::id()));
+        remove_tree(&staged)?;
+        mkdir_mode(&staged, 0o700)?;
+        let fill = || -> Result<()> {
+            let fs_dir = staged.join("fs");
+            mkdir_mode(&fs_dir, 0o755)?;
+            let Some(&parent) = chain.parent_ids.first() else {
+                if matches!(self.backend, Backend::Overlay(_)) && kind == Kind::Active {
+                    mkdir_mode(&staged.join("work"), 0o711)?;
+                }
+                return Ok(());
+            };
+            match self.backend {
+                Backend::Overlay(_) => {
+                    if kind == Kind::Active {
+                        mkdir_mode(&staged.join("work"), 0o711)?;
+                    }
+                    // The new layer's root must look like its parent's to the container.
+                    let upper = self.layout.upper(parent);
+                    let md = fs::metadata(&upper).at("stat parent", &upper)?;
+                    std::os::unix::fs::lchown(&fs_dir, Some(md.uid()), Some(md.gid()))
+                        .at("chown", &fs_dir)
+                }
+                Backend::Native => copy_tree(&self.layout.upper(parent), &fs_dir),
+            }
+        };
+        match fill() {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                remove_tree(&staged)?;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn commit(&self, name: &str, key: &str, labels: HashMap<String, String>) -> Result<()> {
+        self.store.write(|t| {
+            let rec = t.get(key)?;
+            let usage = disk_usage(&self.layout.upper(rec.id))?;
+            t.commit(key, name, usage, labels).map(|_| ())
+        })
+    }
+
+    /// Forgets `key` and deletes its directory. Its id is never handed out again, so deleting
+    /// after the transaction cannot touch a newer snapshot; a crash in between leaves an
+    /// orphan for Cleanup.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let rec = self.store.write(|t| t.remove(key))?;
+        let dir = self.layout.dir(rec.id);
+        if let Err(e) = remove_tree(&dir) {
+            tracing::warn!(key, path = %dir.display(), error = %e, "removed snapshot's directory stays; Cleanup retries");
+        }
+        Ok(())
+    }
+
+    pub fn walk(&self, filters: &[String]) -> Result<Vec<Named>> {
+        let filter = Filter::parse_all(filters)?;
+        let all = self.store.read(|t| t.all())?;
+        Ok(all
+            .into_iter()
+            .filter(|(name, rec)| filter.matches(&WalkItem(name, rec)))
+            .collect())
+    }
+
+    /// Removes every directory under `snapshots/` that no snapshot owns, and what a crash left
+    /// of flattening. Orphans are moved aside inside the write transaction (so an id allocated
+    /// right after cannot be hit) and deleted after it.
+    pub fn cleanup(&self) -> Result<()> {
+        let _guard = self.lock_flatten();
+        let trash = self.store.write(|t| {
+            let ids = t.ids()?;
+            let snapshots = self.layout.snapshots();
+            let mut trash = Vec::new();
+            for entry in fs::read_dir(&snapshots).at("read dir", &snapshots)? {
+                let entry = entry.at("read dir", &snapshots)?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let owned = name.parse::<u64>().is_ok_and(|id| ids.contains(&id));
+                if owned {
+                    trash.extend(stale_flat_staging(&entry.path())?);
+                } else if !name.starts_with("trash-") {
+                    let to = snapshots.join(format!("trash-{name}"));
+                    fs::rename(entry.path(), &to).at("move orphan to", &to)?;
+                    trash.push(to);
+                } else {
+                    trash.push(entry.path());
+                }
+            }
+            Ok(trash)
+        })?;
+        for dir in trash {
+            remove_tree(&dir)?;
+        }
+        self.cleanup_flatten_mounts()
+    }
+
+    fn cleanup_flatten_mounts(&self) -> Result<()> {
+        let root = self.layout.root();
+        for entry in fs::read_dir(root).at("read dir", root)? {
+            let path = entry.at("read dir", root)?.path();
+            let stale = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("flatten-"));
+            if stale {
+                // A crash mid-flatten can leave the read-only overlay mounted there.
+                let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+                fs::remove_dir(&path).at("remove", &path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stale_flat_staging(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).at("read dir", dir)? {
+        let entry = entry.at("read dir", dir)?;
+        if entry.file_name().to_string_lossy().starts_with("flat.tmp-") {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
