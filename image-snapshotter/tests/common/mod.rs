@@ -361,6 +361,11 @@ impl Drop for Containerd {
     }
 }
 
+/// The symlinks to busybox in the test image's /bin.
+pub const BUSYBOX_TOOLS: [&str; 9] = [
+    "sh", "echo", "cat", "ls", "sleep", "true", "touch", "rm", "mkdir",
+];
+
 /// Builds a busybox OCI image archive offline (busybox-static + umoci) at `dir/busybox.tar`.
 pub fn busybox_archive(dir: &Path) -> PathBuf {
     need_tool("umoci");
