@@ -16,6 +16,8 @@ pub const KERNEL_MAX_LOWERS: usize = 500;
 /// Mount data is one page; containerd starts compacting lowerdirs to relative paths past
 /// `page - 512` and then needs the result to fit the page. We keep well inside it.
 const OPTION_BUDGET: usize = 4096 - 512;
+/// Granularity of flattening (see `plan_lowers`).
+pub const FLAT_CHUNK: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -86,7 +88,12 @@ pub fn plan_lowers(parent_ids: &[u64], fixed: usize) -> LowerPlan {
         };
     }
     // One slot (and "<id>/flat:") goes to the flattened rest; "flat" is no longer than "fs"+2.
-    let keep = fit.saturating_sub(1).max(1);
+    // The flattened part is a multiple of FLAT_CHUNK layers counted from the bottom, so the
+    // next FLAT_CHUNK children of a growing chain reuse the same flat directory.
+    let n = parent_ids.len();
+    let at_most = fit.saturating_sub(1).max(1);
+    let deep = (n - at_most).div_ceil(FLAT_CHUNK) * FLAT_CHUNK;
+    let keep = n.saturating_sub(deep).max(1);
     LowerPlan {
         direct: parent_ids[..keep].to_vec(),
         flat_from: Some(parent_ids[keep]),
@@ -227,6 +234,10 @@ mod tests {
             .sum::<usize>()
             + format!("{}/flat", ids[keep]).len();
         assert!(200 + "lowerdir=".len() + rel <= OPTION_BUDGET, "{rel}");
+        // the flattened part is whole chunks, and the children of the next layers reuse it
+        assert_eq!((ids.len() - keep) % FLAT_CHUNK, 0);
+        let grown: Vec<u64> = (1..=701).rev().collect();
+        assert_eq!(plan_lowers(&grown, 200).flat_from, plan.flat_from);
         // and the kernel's stack limit holds even with tiny ids
         let tiny: Vec<u64> = vec![1; 900];
         assert!(plan_lowers(&tiny, 0).direct.len() < KERNEL_MAX_LOWERS);
