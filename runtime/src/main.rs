@@ -1,1 +1,40 @@
-fn main() {}
+//! polis-runc: parse runc's command line, set up runc-shaped logging, dispatch one command.
+
+mod cli;
+mod commands;
+mod console;
+mod foreground;
+mod logging;
+mod seal;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if cli.global.version {
+        print!("{}", commands::version_text());
+        return;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("polis-runc: no command given; see 'polis-runc --help'");
+        std::process::exit(1);
+    };
+    let g = &cli.global;
+    if let Err(err) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
+        eprintln!("{err:#}");
+        std::process::exit(1);
+    }
+    let code = match commands::dispatch(command, g) {
+        Ok(code) => code,
+        Err(err) => {
+            let msg = format!("{err:#}");
+            tracing::error!("{msg}");
+            // Like runc: the error goes to the log, and to stderr too unless the log already is stderr.
+            if g.log.is_some() {
+                eprintln!("{msg}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,91 @@
+//! `create`: set up a container and leave its init waiting for `start`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use oci_spec::runtime::Spec;
+
+use crate::cli::{Create, CreateOpts, GlobalOpts};
+
+pub fn create(args: Create, g: &GlobalOpts) -> Result<i32> {
+    crate::seal::ensure_sealed()?;
+    build_init(&args.opts, g, true)?;
+    Ok(0)
+}
+
+/// Builds the init container; on failure removes whatever this call left under `--root`, so a
+/// bad bundle never leaves a half-created container behind.
+pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Container> {
+    let id = &opts.container_id;
+    let dir = super::container_dir(g, id)?;
+    if dir.exists() {
+        bail!("container {id:?} already exists");
+    }
+    check_bundle(&opts.bundle)?;
+    let result = ContainerBuilder::new(id.clone(), SyscallType::default())
+        .with_root_path(&g.root)
+        .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
+        .map(|b| {
+            b.with_console_socket(opts.console_socket.as_ref())
+                .with_preserved_fds(opts.preserve_fds)
+        })
+        .and_then(|b| b.validate_id())
+        .map(|b| {
+            b.as_init(&opts.bundle)
+                .with_systemd(g.systemd_cgroup)
+                .with_detach(detach)
+                .with_no_pivot(opts.no_pivot)
+        })
+        .and_then(|b| b.build());
+    match result {
+        Ok(container) => Ok(container),
+        Err(err) => {
+            remove_leftovers(&dir);
+            Err(err).with_context(|| format!("failed to create container {id:?}"))
+        }
+    }
+}
+
+/// The checks runc makes up front, with errors that name the path at fault.
+fn check_bundle(bundle: &Path) -> Result<()> {
+    let config = bundle.join("config.json");
+    if !config.is_file() {
+        bail!("bundle {}: config.json not found", bundle.display());
+    }
+    let spec =
+        Spec::load(&config).with_context(|| format!("invalid config.json {}", config.display()))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .with_context(|| format!("{}: root is missing", config.display()))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        bail!(
+            "rootfs {} does not exist or is not a directory",
+            rootfs.display()
+        );
+    }
+    if spec.process().is_none() {
+        bail!("{}: process is missing", config.display());
+    }
+    Ok(())
+}
+
+fn remove_leftovers(dir: &Path) {
+    if !dir.exists() {
+        return;
+    }
+    if let Ok(mut c) = Container::load(dir.to_path_buf()) {
+        if c.delete(true).is_ok() {
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,39 @@
+//! `kill`: send a signal (default SIGTERM) to the init, or with --all to every process.
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::ContainerStatus;
+use libcontainer::signal::Signal;
+
+use crate::cli::{GlobalOpts, Kill};
+
+pub fn kill(args: Kill, g: &GlobalOpts) -> Result<i32> {
+    let id = &args.container_id;
+    let signal = parse_signal(&args.signal)?;
+    let mut container = super::load(g, id)?;
+    let status = container.status();
+    if matches!(status, ContainerStatus::Stopped | ContainerStatus::Creating) && !args.all {
+        bail!("cannot kill container {id:?}: container not running");
+    }
+    container
+        .kill(signal, args.all)
+        .with_context(|| format!("failed to send signal {} to container {id:?}", args.signal))?;
+    Ok(0)
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    Signal::try_from(s).map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        for s in ["KILL", "SIGKILL", "9", "sigterm", "HUP"] {
+            parse_signal(s).unwrap();
+        }
+        let err = parse_signal("SIGFOO").unwrap_err().to_string();
+        assert!(err.contains("SIGFOO"), "{err}");
+    }
+}

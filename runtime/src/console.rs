@@ -1,0 +1,109 @@
+//! The pty side of `run`/`exec` in the foreground with a terminal: we listen on a private console
+//! socket, receive the pty master from the container, and copy our stdio to and from it.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::termios::{self, SetArg, Termios};
+
+pub struct ConsoleProxy {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ConsoleProxy {
+    pub fn listen(root: &Path, id: &str) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("failed to create root {}", root.display()))?;
+        let path = root.join(format!(".console-{}-{}.sock", id, std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("failed to listen on console socket {}", path.display()))?;
+        Ok(Self { listener, path })
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the pty master the container sent while it was being created.
+    pub fn accept(self) -> Result<Console> {
+        let (stream, _) = self
+            .listener
+            .accept()
+            .context("failed to accept the console connection")?;
+        let master = recv_fd(stream.as_raw_fd())?;
+        Console::new(master)
+    }
+}
+
+impl Drop for ConsoleProxy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Receives one fd passed with SCM_RIGHTS, as the console-socket protocol does.
+pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .context("failed to receive the pty master")?;
+    for c in msg
+        .cmsgs()
+        .context("bad control message on console socket")?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us and nobody else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    bail!("console socket message carried no file descriptor")
+}
+
+/// The pty master plus our terminal in raw mode, restored on drop.
+pub struct Console {
+    pub master: OwnedFd,
+    saved: Option<Termios>,
+}
+
+impl Console {
+    fn new(master: OwnedFd) -> Result<Self> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        }
+        let console = Self { master, saved };
+        console.resize_from_stdin();
+        Ok(console)
+    }
+
+    /// Gives the container's pty the size of our own terminal, if we have one.
+    pub fn resize_from_stdin(&self) {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: plain ioctls on fds we hold, with a correctly sized winsize.
+        unsafe {
+            if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
+        }
+    }
+}
