@@ -30,13 +30,21 @@ impl Service {
         f: impl FnOnce(&Snapshotter) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status> {
         let inner = self.inner.clone();
+        let start = std::time::Instant::now();
         let out = tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(|e| Status::internal(format!("{op}: worker failed: {e}")))?;
-        out.map_err(|e| {
-            tracing::debug!(op, error = %e, "request failed");
-            Status::from(e)
-        })
+        let micros = start.elapsed().as_micros() as u64;
+        match out {
+            Ok(v) => {
+                tracing::debug!(op, micros, "done");
+                Ok(v)
+            }
+            Err(e) => {
+                tracing::debug!(op, micros, error = %e, "failed");
+                Err(Status::from(e))
+            }
+        }
     }
 }
 

@@ -28,6 +28,37 @@ pub struct Snapshotter {
     /// Serialises flattening outside write transactions (Mounts of long chains).
     flatten_lock: Mutex<()>,
     temp_seq: AtomicU64,
+    deleter: Deleter,
+}
+
+/// One background thread deleting removed snapshots' directories, in order.
+struct Deleter {
+    tx: Mutex<std::sync::mpsc::Sender<PathBuf>>,
+}
+
+impl Deleter {
+    fn start() -> Deleter {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        std::thread::Builder::new()
+            .name("snapshot-deleter".into())
+            .spawn(move || {
+                for dir in rx {
+                    if let Err(e) = remove_tree(&dir) {
+                        tracing::warn!(error = %e, "directory of a removed snapshot stays; Cleanup retries");
+                    }
+                }
+            })
+            .expect("spawn the deleter thread");
+        Deleter { tx: Mutex::new(tx) }
+    }
+
+    fn delete(&self, dir: PathBuf) {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = tx.send(dir) {
+            // the thread is gone: delete here instead
+            let _ = remove_tree(&e.0);
+        }
+    }
 }
 
 /// A snapshot's name with its record, as Stat, Update and Walk return it.
@@ -65,6 +96,7 @@ impl Snapshotter {
             backend,
             flatten_lock: Mutex::new(()),
             temp_seq: AtomicU64::new(0),
+            deleter: Deleter::start(),
         })
     }
 
@@ -212,15 +244,13 @@ impl Snapshotter {
         })
     }
 
-    /// Forgets `key` and deletes its directory. Its id is never handed out again, so deleting
-    /// after the transaction cannot touch a newer snapshot; a crash in between leaves an
-    /// orphan for Cleanup.
+    /// Forgets `key`; its directory is deleted in the background (as containerd's overlayfs
+    /// does with AsynchronousRemove), so the caller does not wait for it. The id is never
+    /// handed out again, so the deletion cannot touch a newer snapshot; what a crash or a
+    /// failure leaves is an orphan that Cleanup removes.
     pub fn remove(&self, key: &str) -> Result<()> {
         let rec = self.store.write(|t| t.remove(key))?;
-        let dir = self.layout.dir(rec.id);
-        if let Err(e) = remove_tree(&dir) {
-            tracing::warn!(key, path = %dir.display(), error = %e, "removed snapshot's directory stays; Cleanup retries");
-        }
+        self.deleter.delete(self.layout.dir(rec.id));
         Ok(())
     }
 
@@ -238,7 +268,7 @@ impl Snapshotter {
     /// right after cannot be hit) and deleted after it.
     pub fn cleanup(&self) -> Result<()> {
         let _guard = self.lock_flatten();
-        let trash = self.store.write(|t| {
+        let trash = self.store.locked(|t| {
             let ids = t.ids()?;
             let snapshots = self.layout.snapshots();
             let mut trash = Vec::new();
@@ -250,8 +280,12 @@ impl Snapshotter {
                     trash.extend(stale_flat_staging(&entry.path())?);
                 } else if !name.starts_with("trash-") {
                     let to = snapshots.join(format!("trash-{name}"));
-                    fs::rename(entry.path(), &to).at("move orphan to", &to)?;
-                    trash.push(to);
+                    match fs::rename(entry.path(), &to) {
+                        Ok(()) => trash.push(to),
+                        // the deleter thread got there first
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("move orphan to", &to, e)),
+                    }
                 } else {
                     trash.push(entry.path());
                 }

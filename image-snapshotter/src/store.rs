@@ -108,6 +108,20 @@ impl Store {
 
     /// Runs `f` in a write transaction, committed (durably) only if `f` succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tables<'_>) -> Result<T>) -> Result<T> {
+        self.in_write_txn(true, f)
+    }
+
+    /// Runs `f` holding the write lock (so no other change interleaves) but changes nothing:
+    /// the transaction is aborted, which costs no sync to disk.
+    pub fn locked<T>(&self, f: impl FnOnce(&mut Tables<'_>) -> Result<T>) -> Result<T> {
+        self.in_write_txn(false, f)
+    }
+
+    fn in_write_txn<T>(
+        &self,
+        commit: bool,
+        f: impl FnOnce(&mut Tables<'_>) -> Result<T>,
+    ) -> Result<T> {
         let p = self.path.as_path();
         let txn = self.db.begin_write().map_err(|e| db_err(p, "begin", e))?;
         let out = {
@@ -126,8 +140,12 @@ impl Store {
             f(&mut tables)
         };
         match out {
-            Ok(v) => {
+            Ok(v) if commit => {
                 txn.commit().map_err(|e| db_err(p, "commit", e))?;
+                Ok(v)
+            }
+            Ok(v) => {
+                txn.abort().map_err(|e| db_err(p, "abort", e))?;
                 Ok(v)
             }
             Err(e) => {
