@@ -1,0 +1,77 @@
+//! The IPAM of a network: in process for `polis-ipam`, delegated otherwise.
+
+use crate::args::{CniArgs, Command};
+use crate::config::{Attachment, NetConf};
+use crate::error::{code, CniError, CniResult};
+use crate::ipam::{self, config::IpamConf, delegate, store::Owner};
+use crate::result::CniOutput;
+
+pub const IN_PROCESS_TYPE: &str = "polis-ipam";
+
+pub enum Ipam {
+    InProcess(IpamConf),
+    Delegate(String),
+}
+
+impl Ipam {
+    pub fn from_conf(conf: &NetConf) -> CniResult<Self> {
+        match conf.ipam_type() {
+            "" => Err(CniError::new(
+                code::INVALID_CONFIG,
+                format!("network {:?} has no ipam type", conf.name),
+            )),
+            IN_PROCESS_TYPE => Ok(Ipam::InProcess(IpamConf::from_value(
+                &conf.name, &conf.ipam,
+            )?)),
+            other => Ok(Ipam::Delegate(other.to_string())),
+        }
+    }
+
+    pub fn add(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<CniOutput> {
+        match self {
+            Ipam::InProcess(ic) => ipam::add(ic, &conf.name, &owner(args)),
+            Ipam::Delegate(p) => delegate::add(p, args, stdin),
+        }
+    }
+
+    pub fn del(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<()> {
+        match self {
+            Ipam::InProcess(ic) => ipam::del(ic, &conf.name, &owner(args)),
+            Ipam::Delegate(p) => delegate::exec(p, Command::Del, args, stdin).map(|_| ()),
+        }
+    }
+
+    pub fn check(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<()> {
+        match self {
+            Ipam::InProcess(ic) => ipam::check(ic, &conf.name, &owner(args)),
+            Ipam::Delegate(p) => delegate::exec(p, Command::Check, args, stdin).map(|_| ()),
+        }
+    }
+
+    pub fn gc(
+        &self,
+        conf: &NetConf,
+        args: &CniArgs,
+        stdin: &[u8],
+        valid: &[Attachment],
+    ) -> CniResult<()> {
+        match self {
+            Ipam::InProcess(ic) => ipam::gc(ic, &conf.name, valid),
+            Ipam::Delegate(p) => delegate::exec(p, Command::Gc, args, stdin).map(|_| ()),
+        }
+    }
+
+    pub fn status(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<()> {
+        match self {
+            Ipam::InProcess(ic) => ipam::status(ic, &conf.name),
+            Ipam::Delegate(p) => delegate::exec(p, Command::Status, args, stdin).map(|_| ()),
+        }
+    }
+}
+
+pub fn owner(args: &CniArgs) -> Owner {
+    Owner {
+        container_id: args.container_id.clone(),
+        ifname: args.ifname.clone(),
+    }
+}

@@ -1,0 +1,57 @@
+//! The verbs of the standalone `polis-ipam` binary.
+
+use serde::Deserialize;
+
+use super::config::IpamConf;
+use super::store::Owner;
+use crate::args::{CniArgs, Command};
+use crate::config::{check_version, Attachment};
+use crate::error::{code, CniError, CniResult};
+
+#[derive(Deserialize)]
+struct Conf {
+    #[serde(rename = "cniVersion")]
+    cni_version: String,
+    name: String,
+    #[serde(default)]
+    ipam: serde_json::Value,
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<Attachment>>,
+}
+
+pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
+    if cmd == Command::Version {
+        return Ok(crate::commands::version::cmd_version(stdin));
+    }
+    let conf: Conf = serde_json::from_slice(stdin).map_err(|e| {
+        CniError::new(
+            code::DECODE_FAILURE,
+            format!("network configuration on stdin is not valid: {e}"),
+        )
+    })?;
+    check_version(&conf.cni_version)?;
+    let ipam = IpamConf::from_value(&conf.name, &conf.ipam)?;
+    let owner = Owner {
+        container_id: args.container_id.clone(),
+        ifname: args.ifname.clone(),
+    };
+    match cmd {
+        Command::Add => Ok(super::add(&ipam, &conf.name, &owner)?.to_json(&conf.cni_version)),
+        Command::Del => super::del(&ipam, &conf.name, &owner).map(|_| String::new()),
+        Command::Check => super::check(&ipam, &conf.name, &owner).map(|_| String::new()),
+        Command::Status => super::status(&ipam, &conf.name).map(|_| String::new()),
+        Command::Gc => {
+            let valid = conf.valid_attachments.ok_or_else(|| {
+                CniError::new(
+                    code::INVALID_CONFIG,
+                    format!(
+                        "GC of network {:?} needs cni.dev/valid-attachments",
+                        conf.name
+                    ),
+                )
+            })?;
+            super::gc(&ipam, &conf.name, &valid).map(|_| String::new())
+        }
+        Command::Version => unreachable!("handled above"),
+    }
+}
