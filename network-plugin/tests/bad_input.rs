@@ -39,11 +39,20 @@ fn malformed_or_invalid_configs_are_rejected_without_side_effects() {
     let host = Netns::new("pbh");
     let c = Netns::new("pbc");
     let data = tempfile::tempdir().unwrap();
-    let good = net_conf("bad", data.path(), json!([[{"subnet": "10.87.0.0/24"}]]), json!({"ipMasq": true}));
+    let good = net_conf(
+        "bad",
+        data.path(),
+        json!([[{"subnet": "10.87.0.0/24"}]]),
+        json!({"ipMasq": true}),
+    );
     let before = snapshot(&host, data.path());
 
     let mut cases: Vec<(&str, String, u64)> = vec![
-        ("malformed JSON", "{\"cniVersion\": \"1.0.0\", \"name\": ".to_string(), 6),
+        (
+            "malformed JSON",
+            "{\"cniVersion\": \"1.0.0\", \"name\": ".to_string(),
+            6,
+        ),
         ("not an object", "[1,2]".to_string(), 6),
     ];
     let mut v = good.clone();
@@ -64,20 +73,62 @@ fn malformed_or_invalid_configs_are_rejected_without_side_effects() {
 
     for (what, conf, code) in &cases {
         let e = add_raw(&host, "bad1", &c.path(), conf).expect_err(what, *code);
-        assert!(e["cniVersion"].is_string(), "{what}: error lacks cniVersion: {e}");
-        assert_eq!(snapshot(&host, data.path()), before, "{what} changed the host");
-        assert!(!c.links().contains(&"eth0".to_string()), "{what} created eth0");
+        assert!(
+            e["cniVersion"].is_string(),
+            "{what}: error lacks cniVersion: {e}"
+        );
+        assert_eq!(
+            snapshot(&host, data.path()),
+            before,
+            "{what} changed the host"
+        );
+        assert!(
+            !c.links().contains(&"eth0".to_string()),
+            "{what} created eth0"
+        );
     }
 
     // Missing netns: the container is unknown.
-    add_raw(&host, "bad1", "/run/netns/polis-test-does-not-exist", &good.to_string()).expect_err("missing netns", 3);
-    assert_eq!(snapshot(&host, data.path()), before, "missing netns changed the host");
+    add_raw(
+        &host,
+        "bad1",
+        "/run/netns/polis-test-does-not-exist",
+        &good.to_string(),
+    )
+    .expect_err("missing netns", 3);
+    assert_eq!(
+        snapshot(&host, data.path()),
+        before,
+        "missing netns changed the host"
+    );
 
     // Missing CNI_CONTAINERID: invalid environment.
-    run_plugin(PLUGIN, &host, "ADD", "", &c.path(), "eth0", &good.to_string()).expect_err("no container id", 4);
+    run_plugin(
+        PLUGIN,
+        &host,
+        "ADD",
+        "",
+        &c.path(),
+        "eth0",
+        &good.to_string(),
+    )
+    .expect_err("no container id", 4);
     // Invalid interface name.
-    run_plugin(PLUGIN, &host, "ADD", "bad1", &c.path(), "eth0/x", &good.to_string()).expect_err("bad ifname", 4);
-    assert_eq!(snapshot(&host, data.path()), before, "bad environment changed the host");
+    run_plugin(
+        PLUGIN,
+        &host,
+        "ADD",
+        "bad1",
+        &c.path(),
+        "eth0/x",
+        &good.to_string(),
+    )
+    .expect_err("bad ifname", 4);
+    assert_eq!(
+        snapshot(&host, data.path()),
+        before,
+        "bad environment changed the host"
+    );
 }
 
 #[test]
@@ -86,21 +137,41 @@ fn exhausted_subnet_and_duplicate_add_change_nothing() {
     let (c1, c2) = (Netns::new("pbc"), Netns::new("pbc"));
     let data = tempfile::tempdir().unwrap();
     // A /30 has one usable address after the gateway.
-    let conf = net_conf("tiny", data.path(), json!([[{"subnet": "10.88.0.0/30"}]]), json!({"ipMasq": true}));
+    let conf = net_conf(
+        "tiny",
+        data.path(),
+        json!([[{"subnet": "10.88.0.0/30"}]]),
+        json!({"ipMasq": true}),
+    );
     let first = cni(&host, "ADD", "first", &c1.path(), &conf).expect_ok("first ADD");
     assert_eq!(result_ips(&first), vec!["10.88.0.2".to_string()]);
     let before = snapshot(&host, data.path());
 
-    let e = cni(&host, "ADD", "second", &c2.path(), &conf).expect_err("ADD into exhausted subnet", 100);
-    assert!(e["msg"].as_str().unwrap().contains("tiny"), "message should name the network: {e}");
-    assert_eq!(snapshot(&host, data.path()), before, "failed ADD changed the host");
+    let e =
+        cni(&host, "ADD", "second", &c2.path(), &conf).expect_err("ADD into exhausted subnet", 100);
+    assert!(
+        e["msg"].as_str().unwrap().contains("tiny"),
+        "message should name the network: {e}"
+    );
+    assert_eq!(
+        snapshot(&host, data.path()),
+        before,
+        "failed ADD changed the host"
+    );
     assert!(!c2.links().contains(&"eth0".to_string()));
 
     // The same container again: refused, and the first attachment survives.
     cni(&host, "ADD", "first", &c1.path(), &conf).expect_err("duplicate ADD", 7);
-    assert_eq!(snapshot(&host, data.path()), before, "duplicate ADD changed the host");
+    assert_eq!(
+        snapshot(&host, data.path()),
+        before,
+        "duplicate ADD changed the host"
+    );
     assert!(c1.links().contains(&"eth0".to_string()));
-    assert!(c1.ping("10.88.0.1"), "first attachment broken by the duplicate ADD");
+    assert!(
+        c1.ping("10.88.0.1"),
+        "first attachment broken by the duplicate ADD"
+    );
 
     cni(&host, "DEL", "first", &c1.path(), &conf).expect_ok("DEL");
     // The freed address can be handed out again.

@@ -32,8 +32,16 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
     for ip in r1["ips"].as_array().unwrap() {
         assert_eq!(ip["interface"], 2);
     }
-    let routes: Vec<&str> = r1["routes"].as_array().unwrap().iter().map(|r| r["dst"].as_str().unwrap()).collect();
-    assert!(routes.contains(&"0.0.0.0/0") && routes.contains(&"::/0"), "{routes:?}");
+    let routes: Vec<&str> = r1["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dst"].as_str().unwrap())
+        .collect();
+    assert!(
+        routes.contains(&"0.0.0.0/0") && routes.contains(&"::/0"),
+        "{routes:?}"
+    );
 
     let ips1 = result_ips(&r1);
     let ips2 = result_ips(&r2);
@@ -54,7 +62,10 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
 
     cni(&host, "DEL", "ping-a", &c1.path(), &conf).expect_ok("DEL a");
     cni(&host, "DEL", "ping-b", &c2.path(), &conf).expect_ok("DEL b");
-    assert!(!c1.links().contains(&"eth0".to_string()), "eth0 left in container");
+    assert!(
+        !c1.links().contains(&"eth0".to_string()),
+        "eth0 left in container"
+    );
     assert!(!c2.ping(&ips1[0]), "a deleted container still answers");
     assert_no_leftovers(&host, data.path(), "conn", "ping-a");
     assert_no_leftovers(&host, data.path(), "conn", "ping-b");
@@ -71,7 +82,12 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "hello-from-polis\n").unwrap();
 
-    let base = net_conf("pm", data.path(), json!([[{"subnet": "10.78.0.0/24"}]]), json!({"hairpinMode": true, "ipMasq": true}));
+    let base = net_conf(
+        "pm",
+        data.path(),
+        json!([[{"subnet": "10.78.0.0/24"}]]),
+        json!({"hairpinMode": true, "ipMasq": true}),
+    );
     let mut with_ports = base.clone();
     with_ports["runtimeConfig"] = json!({"portMappings": [
         {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
@@ -81,20 +97,58 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
     cni(&host, "ADD", "client", &client.path(), &base).expect_ok("ADD client");
     let web_ip = result_ips(&r)[0].clone();
 
-    let _httpd = web.spawn(&["busybox", "httpd", "-f", "-p", "80", "-h", www.path().to_str().unwrap()]);
-    wait_for("httpd in the container", || web.http_get(&web_ip, 80).is_some());
+    let _httpd = web.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        www.path().to_str().unwrap(),
+    ]);
+    wait_for("httpd in the container", || {
+        web.http_get(&web_ip, 80).is_some()
+    });
 
     let want = Some("hello-from-polis".to_string());
-    assert_eq!(host.http_get("10.99.0.1", 8080), want, "host -> node IP:8080");
-    assert_eq!(host.http_get("127.0.0.1", 8080), want, "host -> 127.0.0.1:8080");
-    assert_eq!(host.http_get("10.99.0.1", 8081), want, "host -> hostIP-bound 8081");
-    assert_eq!(host.http_get("127.0.0.1", 8081), None, "8081 is bound to 10.99.0.1 only");
-    assert_eq!(client.http_get("10.99.0.1", 8080), want, "other container -> node IP (hairpin)");
-    assert_eq!(web.http_get("10.99.0.1", 8080), want, "container -> its own mapping (hairpin)");
+    assert_eq!(
+        host.http_get("10.99.0.1", 8080),
+        want,
+        "host -> node IP:8080"
+    );
+    assert_eq!(
+        host.http_get("127.0.0.1", 8080),
+        want,
+        "host -> 127.0.0.1:8080"
+    );
+    assert_eq!(
+        host.http_get("10.99.0.1", 8081),
+        want,
+        "host -> hostIP-bound 8081"
+    );
+    assert_eq!(
+        host.http_get("127.0.0.1", 8081),
+        None,
+        "8081 is bound to 10.99.0.1 only"
+    );
+    assert_eq!(
+        client.http_get("10.99.0.1", 8080),
+        want,
+        "other container -> node IP (hairpin)"
+    );
+    assert_eq!(
+        web.http_get("10.99.0.1", 8080),
+        want,
+        "container -> its own mapping (hairpin)"
+    );
 
     // DEL without runtimeConfig (no cached result) still removes the mappings.
     cni(&host, "DEL", "web", &web.path(), &base).expect_ok("DEL web");
-    assert_eq!(host.http_get("10.99.0.1", 8080), None, "mapping survived DEL");
+    assert_eq!(
+        host.http_get("10.99.0.1", 8080),
+        None,
+        "mapping survived DEL"
+    );
     cni(&host, "DEL", "client", &client.path(), &base).expect_ok("DEL client");
     assert_no_leftovers(&host, data.path(), "pm", "web");
     assert_no_leftovers(&host, data.path(), "pm", "client");
@@ -108,24 +162,55 @@ fn outbound_traffic_is_masqueraded_only_with_ip_masq() {
     // A link host <-> outside; outside has no route back to the container
     // subnets, so only masqueraded traffic gets answers.
     let (h_if, o_if) = (unique("pbu"), unique("pbv"));
-    host.run_ok(&["ip", "link", "add", &h_if, "type", "veth", "peer", "name", &o_if, "netns", &outside.name]);
+    host.run_ok(&[
+        "ip",
+        "link",
+        "add",
+        &h_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &o_if,
+        "netns",
+        &outside.name,
+    ]);
     host.run_ok(&["ip", "addr", "add", "198.51.100.1/24", "dev", &h_if]);
     host.run_ok(&["ip", "link", "set", &h_if, "up"]);
     outside.run_ok(&["ip", "addr", "add", "198.51.100.2/24", "dev", &o_if]);
     outside.run_ok(&["ip", "link", "set", &o_if, "up"]);
 
     let data = tempfile::tempdir().unwrap();
-    let masq = net_conf("masq", data.path(), json!([[{"subnet": "10.79.0.0/24"}]]), json!({"ipMasq": true}));
-    let plain = net_conf("plain", data.path(), json!([[{"subnet": "10.80.0.0/24"}]]), json!({"bridge": "pbr1"}));
+    let masq = net_conf(
+        "masq",
+        data.path(),
+        json!([[{"subnet": "10.79.0.0/24"}]]),
+        json!({"ipMasq": true}),
+    );
+    let plain = net_conf(
+        "plain",
+        data.path(),
+        json!([[{"subnet": "10.80.0.0/24"}]]),
+        json!({"bridge": "pbr1"}),
+    );
     let (c1, c2) = (Netns::new("pbc"), Netns::new("pbc"));
     cni(&host, "ADD", "out-m", &c1.path(), &masq).expect_ok("ADD masq");
     cni(&host, "ADD", "out-p", &c2.path(), &plain).expect_ok("ADD plain");
 
-    assert!(c1.ping("198.51.100.2"), "masqueraded container cannot reach the outside");
-    assert!(!c2.ping("198.51.100.2"), "un-masqueraded container got an answer: the test proves nothing");
+    assert!(
+        c1.ping("198.51.100.2"),
+        "masqueraded container cannot reach the outside"
+    );
+    assert!(
+        !c2.ping("198.51.100.2"),
+        "un-masqueraded container got an answer: the test proves nothing"
+    );
 
     cni(&host, "DEL", "out-m", &c1.path(), &masq).expect_ok("DEL masq");
-    assert!(!host.ruleset().contains("masquerade"), "masquerade rule left behind");
+    assert!(
+        !host.ruleset().contains("masquerade"),
+        "masquerade rule left behind"
+    );
     cni(&host, "DEL", "out-p", &c2.path(), &plain).expect_ok("DEL plain");
     assert_no_leftovers(&host, data.path(), "masq", "out-m");
     assert_no_leftovers(&host, data.path(), "plain", "out-p");

@@ -26,7 +26,11 @@ pub fn require_tool(tool: &str) {
 
 pub fn require_reference_plugin(name: &str) -> PathBuf {
     let p = Path::new(REFERENCE_CNI_DIR).join(name);
-    assert!(p.is_file(), "this test needs the reference CNI plugin {} (Debian package containernetworking-plugins)", p.display());
+    assert!(
+        p.is_file(),
+        "this test needs the reference CNI plugin {} (Debian package containernetworking-plugins)",
+        p.display()
+    );
     p
 }
 
@@ -66,12 +70,19 @@ impl Netns {
     }
 
     pub fn run(&self, argv: &[&str]) -> Output {
-        self.cmd(argv).output().unwrap_or_else(|e| panic!("running {argv:?} in {}: {e}", self.name))
+        self.cmd(argv)
+            .output()
+            .unwrap_or_else(|e| panic!("running {argv:?} in {}: {e}", self.name))
     }
 
     pub fn run_ok(&self, argv: &[&str]) -> String {
         let out = self.run(argv);
-        assert!(out.status.success(), "{argv:?} in {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{argv:?} in {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -92,7 +103,9 @@ impl Netns {
 
     pub fn ping(&self, dst: &str) -> bool {
         let applet = if dst.contains(':') { "ping6" } else { "ping" };
-        self.run(&["busybox", applet, "-c", "1", "-W", "2", dst]).status.success()
+        self.run(&["busybox", applet, "-c", "1", "-W", "2", dst])
+            .status
+            .success()
     }
 
     /// Starts a long-running process in this namespace, killed on drop.
@@ -115,16 +128,24 @@ impl Netns {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn busybox nc");
-        child.stdin.take().unwrap().write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+            .unwrap();
         let out = child.wait_with_output().expect("wait busybox nc");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.contains("200 OK").then(|| text.lines().last().unwrap_or("").to_string())
+        text.contains("200 OK")
+            .then(|| text.lines().last().unwrap_or("").to_string())
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -139,7 +160,11 @@ impl Drop for ChildGuard {
 
 pub fn sh_ok(c: &mut Command) -> String {
     let out = c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"));
-    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -159,15 +184,35 @@ impl CniOut {
 
     pub fn expect_err(self, what: &str, code: u64) -> Value {
         assert!(!self.ok, "{what} unexpectedly succeeded: {}", self.json);
-        assert_eq!(self.json["code"].as_u64(), Some(code), "{what}: wrong error {}", self.json);
-        assert!(!self.json["msg"].as_str().unwrap_or("").is_empty(), "{what}: empty msg");
+        assert_eq!(
+            self.json["code"].as_u64(),
+            Some(code),
+            "{what}: wrong error {}",
+            self.json
+        );
+        assert!(
+            !self.json["msg"].as_str().unwrap_or("").is_empty(),
+            "{what}: empty msg"
+        );
         self.json
     }
 }
 
 /// Runs a CNI plugin binary in `host` as a runtime would.
-pub fn run_plugin(bin: &str, host: &Netns, cmd: &str, cid: &str, netns: &str, ifname: &str, conf: &str) -> CniOut {
-    let cni_path = format!("{}:{}", Path::new(PLUGIN).parent().unwrap().display(), REFERENCE_CNI_DIR);
+pub fn run_plugin(
+    bin: &str,
+    host: &Netns,
+    cmd: &str,
+    cid: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+) -> CniOut {
+    let cni_path = format!(
+        "{}:{}",
+        Path::new(PLUGIN).parent().unwrap().display(),
+        REFERENCE_CNI_DIR
+    );
     let mut child = host
         .cmd(&[bin])
         .env("CNI_COMMAND", cmd)
@@ -180,13 +225,25 @@ pub fn run_plugin(bin: &str, host: &Netns, cmd: &str, cid: &str, netns: &str, if
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn plugin");
-    child.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().expect("wait plugin");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = if stdout.trim().is_empty() { Value::Null } else {
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("plugin printed non-JSON {stdout:?}: {e}"))
+    let json = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("plugin printed non-JSON {stdout:?}: {e}"))
     };
-    CniOut { ok: out.status.success(), json, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    CniOut {
+        ok: out.status.success(),
+        json,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 pub fn cni(host: &Netns, cmd: &str, cid: &str, netns: &str, conf: &Value) -> CniOut {
@@ -217,7 +274,15 @@ pub fn result_ips(result: &Value) -> Vec<String> {
         .as_array()
         .expect("result has ips")
         .iter()
-        .map(|ip| ip["address"].as_str().unwrap().split('/').next().unwrap().to_string())
+        .map(|ip| {
+            ip["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 

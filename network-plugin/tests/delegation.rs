@@ -1,0 +1,96 @@
+//! IPAM delegation both ways: polis-bridge delegating to the reference
+//! host-local/static plugins, and the reference bridge delegating to polis-ipam.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn delegates_to_reference_host_local_and_static() {
+    require_reference_plugin("host-local");
+    require_reference_plugin("static");
+    let host = Netns::new("pbh");
+    let (c1, c2) = (Netns::new("pbc"), Netns::new("pbc"));
+    let data = tempfile::tempdir().unwrap();
+    let hl = json!({
+        "cniVersion": "1.0.0", "name": "hl", "type": "polis-bridge", "bridge": "pbr0", "isGateway": true,
+        "ipam": {"type": "host-local", "dataDir": data.path(), "ranges": [[{"subnet": "10.89.0.0/24"}]]}
+    });
+    let r = cni(&host, "ADD", "hl1", &c1.path(), &hl).expect_ok("ADD with host-local");
+    let ip = result_ips(&r)[0].clone();
+    assert!(ip.starts_with("10.89.0."), "{ip}");
+    assert!(
+        data.path().join("hl").join(&ip).exists(),
+        "host-local recorded no allocation"
+    );
+    assert!(c1.ping("10.89.0.1"), "container cannot reach the gateway");
+
+    let st = json!({
+        "cniVersion": "1.0.0", "name": "st", "type": "polis-bridge", "bridge": "pbr0",
+        "ipam": {"type": "static", "addresses": [{"address": "10.89.0.77/24", "gateway": "10.89.0.1"}]}
+    });
+    let r = cni(&host, "ADD", "st1", &c2.path(), &st).expect_ok("ADD with static");
+    assert_eq!(result_ips(&r), vec!["10.89.0.77".to_string()]);
+    assert!(
+        c2.ping(&ip),
+        "static-addressed container cannot reach the host-local one"
+    );
+
+    cni(&host, "DEL", "hl1", &c1.path(), &hl).expect_ok("DEL host-local");
+    assert!(
+        !data.path().join("hl").join(&ip).exists(),
+        "host-local allocation survived DEL"
+    );
+    cni(&host, "DEL", "st1", &c2.path(), &st).expect_ok("DEL static");
+    assert_no_leftovers(&host, data.path(), "hl", "hl1");
+    assert_no_leftovers(&host, data.path(), "st", "st1");
+}
+
+#[test]
+fn reference_bridge_delegates_to_polis_ipam() {
+    let bridge = require_reference_plugin("bridge");
+    let host = Netns::new("pbh");
+    let c = Netns::new("pbc");
+    let data = tempfile::tempdir().unwrap();
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "refnet", "type": "bridge", "bridge": "refbr0", "isGateway": true,
+        "ipam": {"type": "polis-ipam", "dataDir": data.path(), "ranges": [[{"subnet": "10.91.0.0/24"}], [{"subnet": "fd91::/64"}]]}
+    })
+    .to_string();
+    let bridge = bridge.to_str().unwrap();
+    let r = run_plugin(bridge, &host, "ADD", "ref1", &c.path(), "eth0", &conf)
+        .expect_ok("reference bridge ADD");
+    let ips = result_ips(&r);
+    assert_eq!(ips.len(), 2, "{r}");
+    assert!(
+        data.path().join("refnet").join(&ips[0]).exists(),
+        "polis-ipam recorded no allocation"
+    );
+    assert!(c.ping("10.91.0.1"));
+
+    run_plugin(bridge, &host, "DEL", "ref1", &c.path(), "eth0", &conf)
+        .expect_ok("reference bridge DEL");
+    assert_no_leftovers(&host, data.path(), "refnet", "ref1");
+    let mut links = host.links();
+    links.sort();
+    assert_eq!(
+        links,
+        vec!["lo".to_string(), "refbr0".to_string()],
+        "reference bridge left a veth"
+    );
+
+    // polis-ipam directly: CHECK fails for an owner without allocation.
+    run_plugin(
+        IPAM_PLUGIN,
+        &host,
+        "CHECK",
+        "ref1",
+        &c.path(),
+        "eth0",
+        &conf,
+    )
+    .expect_err("CHECK after DEL", 102);
+    let v = run_plugin(IPAM_PLUGIN, &host, "VERSION", "", "", "", &conf).expect_ok("VERSION");
+    assert_eq!(v["cniVersion"], "1.0.0");
+}
