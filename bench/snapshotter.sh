@@ -23,10 +23,13 @@ client=$CARGO_TARGET_DIR/release/examples/snapbench
 W=$(mktemp -d /tmp/polis-snapbench.XXXXXX)
 snap_pid="" ctrd_pid=""
 cleanup() {
-  [[ -n $ctrd_pid ]] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
-  [[ -n $snap_pid ]] && kill "$snap_pid" 2>/dev/null && wait "$snap_pid" 2>/dev/null
+  local rc=$?
+  set +e
+  if [[ -n $ctrd_pid ]]; then kill "$ctrd_pid" 2>/dev/null; wait "$ctrd_pid" 2>/dev/null; fi
+  if [[ -n $snap_pid ]]; then kill "$snap_pid" 2>/dev/null; wait "$snap_pid" 2>/dev/null; fi
   grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$W"
+  exit "$rc"
 }
 trap cleanup EXIT
 

@@ -90,14 +90,20 @@ impl Snapshotter {
             }
         }
         let store = Store::open(&root.join("metadata.db"))?;
-        Ok(Snapshotter {
+        Snapshotter {
             layout,
             store,
             backend,
             flatten_lock: Mutex::new(()),
             temp_seq: AtomicU64::new(0),
             deleter: Deleter::start(),
-        })
+        }
+        .recovered()
+    }
+
+    fn recovered(self) -> Result<Self> {
+        self.recover()?;
+        Ok(self)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -263,11 +269,10 @@ impl Snapshotter {
             .collect())
     }
 
-    /// Removes every directory under `snapshots/` that no snapshot owns, and what a crash left
-    /// of flattening. Orphans are moved aside inside the write transaction (so an id allocated
-    /// right after cannot be hit) and deleted after it.
+    /// Removes every directory under `snapshots/` that no snapshot owns. Orphans are moved
+    /// aside while holding the write lock (so an id allocated right after cannot be hit) and
+    /// deleted after it.
     pub fn cleanup(&self) -> Result<()> {
-        let _guard = self.lock_flatten();
         let trash = self.store.locked(|t| {
             let ids = t.ids()?;
             let snapshots = self.layout.snapshots();
@@ -275,19 +280,20 @@ impl Snapshotter {
             for entry in fs::read_dir(&snapshots).at("read dir", &snapshots)? {
                 let entry = entry.at("read dir", &snapshots)?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let owned = name.parse::<u64>().is_ok_and(|id| ids.contains(&id));
-                if owned {
-                    trash.extend(stale_flat_staging(&entry.path())?);
-                } else if !name.starts_with("trash-") {
-                    let to = snapshots.join(format!("trash-{name}"));
-                    match fs::rename(entry.path(), &to) {
-                        Ok(()) => trash.push(to),
-                        // the deleter thread got there first
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io("move orphan to", &to, e)),
-                    }
-                } else {
+                if name.parse::<u64>().is_ok_and(|id| ids.contains(&id)) {
+                    continue;
+                }
+                if name.starts_with("trash-") {
                     trash.push(entry.path());
+                    continue;
+                }
+                let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
+                let to = snapshots.join(format!("trash-{name}-{}-{seq}", std::process::id()));
+                match fs::rename(entry.path(), &to) {
+                    Ok(()) => trash.push(to),
+                    // the deleter thread got there first
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("move orphan to", &to, e)),
                 }
             }
             Ok(trash)
@@ -295,34 +301,51 @@ impl Snapshotter {
         for dir in trash {
             remove_tree(&dir)?;
         }
-        self.cleanup_flatten_mounts()
+        Ok(())
     }
 
-    fn cleanup_flatten_mounts(&self) -> Result<()> {
+    /// At start-up, before serving: removes what a killed process left of its temporary work
+    /// (flattening mounts and staging dirs, overlay probes) outside of any snapshot's data.
+    fn recover(&self) -> Result<()> {
         let root = self.layout.root();
         for entry in fs::read_dir(root).at("read dir", root)? {
             let path = entry.at("read dir", root)?.path();
-            let stale = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("flatten-"));
-            if stale {
-                // A crash mid-flatten can leave the read-only overlay mounted there.
-                let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
-                fs::remove_dir(&path).at("remove", &path)?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("flatten-") || name.starts_with("overlay-probe-") {
+                for m in mounts_below(&path)? {
+                    nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
+                        .map_err(|e| Error::io("unmount", &m, e.into()))?;
+                }
+                remove_tree(&path)?;
+            }
+        }
+        let snapshots = self.layout.snapshots();
+        for entry in fs::read_dir(&snapshots).at("read dir", &snapshots)? {
+            let dir = entry.at("read dir", &snapshots)?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for inner in fs::read_dir(&dir).at("read dir", &dir)? {
+                let inner = inner.at("read dir", &dir)?;
+                if inner.file_name().to_string_lossy().starts_with("flat.tmp-") {
+                    remove_tree(&inner.path())?;
+                }
             }
         }
         Ok(())
     }
 }
 
-fn stale_flat_staging(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).at("read dir", dir)? {
-        let entry = entry.at("read dir", dir)?;
-        if entry.file_name().to_string_lossy().starts_with("flat.tmp-") {
-            out.push(entry.path());
-        }
-    }
-    Ok(out)
+/// Mount points at or below `dir` in this process's mount table, deepest first.
+fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>> {
+    let table = fs::read_to_string("/proc/self/mountinfo").at("read", "/proc/self/mountinfo")?;
+    let prefix = dir.display().to_string();
+    let mut found: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
+        .map(PathBuf::from)
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    Ok(found)
 }

@@ -311,3 +311,35 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
         "root holds more than state"
     );
 }
+
+#[test]
+fn a_restart_sweeps_what_a_killed_flattening_left() {
+    let dir = TestDir::new("recover");
+    let root = dir.join("root");
+    let sock = dir.join("snap.sock");
+    let mut d = Daemon::start(&root, &sock, &[]);
+    runtime().block_on(async {
+        let mut c = connect(&sock).await;
+        prepare(&mut c, "a", "").await;
+        commit(&mut c, "base", "a").await;
+    });
+    d.kill9();
+    // what a SIGKILL in the middle of flattening leaves: a mounted scratch dir, a staging dir
+    let scratch = root.join("flatten-4242-1");
+    fs::create_dir(&scratch).unwrap();
+    run_ok(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "polis-test",
+        &scratch.to_string_lossy(),
+    ]));
+    let staging = root.join("snapshots/1/flat.tmp-4242-1");
+    fs::create_dir_all(staging.join("deep")).unwrap();
+    let _d = Daemon::start(&root, &sock, &[]);
+    assert!(mounts_under(&root).is_empty(), "{:?}", mounts_under(&root));
+    assert!(!scratch.exists() && !staging.exists());
+    assert!(
+        root.join("snapshots/1/fs").is_dir(),
+        "the snapshot's own data stays"
+    );
+}
