@@ -1,6 +1,7 @@
 //! ADD: IPAM, bridge, veth, container addresses and routes, NAT rules.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::ipam_step::Ipam;
@@ -13,9 +14,9 @@ use crate::args::CniArgs;
 use crate::config::NetConf;
 use crate::error::{code, CniError, CniResult};
 use crate::net::netns;
-use crate::net::rtnl::Rtnl;
+use crate::net::rtnl::{Link, Rtnl};
 use crate::nft::{self, rules, Firewall, NftFirewall};
-use crate::result::{CniOutput, Interface, IpConfig};
+use crate::result::{CniOutput, Interface, IpConfig, Route};
 
 pub fn cmd_add(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<String> {
     let ipam = Ipam::from_conf(conf)?;
@@ -71,29 +72,96 @@ fn attach(
             format!("IPAM of network {:?} returned no address", conf.name),
         ));
     }
+    let ips: Vec<IpConfig> = ipam_out
+        .ips
+        .iter()
+        .map(|ip| IpConfig {
+            interface: Some(2),
+            ..ip.clone()
+        })
+        .collect();
+    // NAT goes first: closing the nftables socket waits for the kernel to
+    // free the transaction (an RCU grace period, ~10 ms). Kept open while the
+    // links are built, that wait has passed by the time it is dropped.
+    let _nat = install_nat(conf, args, &ips)?;
+    let (br, host) = attach_host_side(rtnl, args, conf, ns, host_name, &ips)?;
+    let ns_path = Path::new(&args.netns);
+    let container = netns::run_in(ns, ns_path, || {
+        configure_container(
+            &args.ifname,
+            &ips,
+            &ipam_out.routes,
+            conf.is_default_gateway,
+        )
+    })
+    .map_err(kernel_err)?
+    .map_err(kernel_err)?;
+    let br_mac = rtnl
+        .link_by_name(&conf.bridge)
+        .map_err(kernel_err)?
+        .map(|l| l.mac)
+        .unwrap_or(br.mac);
+    let interfaces = vec![
+        Interface {
+            name: conf.bridge.clone(),
+            mac: br_mac,
+            mtu: None,
+            sandbox: None,
+        },
+        Interface {
+            name: host.name.clone(),
+            mac: host.mac.clone(),
+            mtu: None,
+            sandbox: None,
+        },
+        Interface {
+            name: container.name.clone(),
+            mac: container.mac.clone(),
+            mtu: None,
+            sandbox: Some(args.netns.clone()),
+        },
+    ];
+    Ok(CniOutput {
+        interfaces,
+        routes: result_routes(conf, &ips, &ipam_out.routes),
+        ips,
+        dns: if conf.dns.is_empty() {
+            ipam_out.dns
+        } else {
+            conf.dns.clone()
+        },
+    })
+}
+
+/// Bridge, gateway addresses, forwarding, and the host end of the veth.
+fn attach_host_side(
+    rtnl: &mut Rtnl,
+    args: &CniArgs,
+    conf: &NetConf,
+    ns: &File,
+    host_name: &str,
+    ips: &[IpConfig],
+) -> CniResult<(Link, Link)> {
     let mappings = &conf.runtime_config.port_mappings;
     let br = ensure_bridge(rtnl, conf).map_err(kernel_err)?;
     if conf.is_gateway {
-        configure_gateway(rtnl, &br, &ipam_out.ips).map_err(kernel_err)?;
+        configure_gateway(rtnl, &br, ips).map_err(kernel_err)?;
     } else if conf.ip_masq || !mappings.is_empty() {
-        enable_forwarding(&ipam_out.ips).map_err(kernel_err)?;
+        enable_forwarding(ips).map_err(kernel_err)?;
+    }
+    if !mappings.is_empty() && ips.iter().any(|i| i.address.is_ipv4()) {
+        allow_localnet(&conf.bridge).map_err(kernel_err)?;
     }
     let alias = nft::tag(&conf.name, &args.container_id, &args.ifname);
-    rtnl.create_veth(
-        host_name,
-        &alias,
-        &args.ifname,
-        std::os::fd::AsRawFd::as_raw_fd(ns),
-        conf.mtu,
-    )
-    .map_err(|e| {
-        let c = if e.errno() == Some(libc::EEXIST) {
-            code::INVALID_CONFIG
-        } else {
-            code::KERNEL_FAILURE
-        };
-        CniError::new(c, e.to_string())
-    })?;
+    rtnl.create_veth(host_name, &alias, &args.ifname, ns.as_raw_fd(), conf.mtu)
+        .map_err(|e| {
+            let c = if e.errno() == Some(libc::EEXIST) {
+                code::INVALID_CONFIG
+            } else {
+                code::KERNEL_FAILURE
+            };
+            CniError::new(c, e.to_string())
+        })?;
     let host = rtnl
         .link_by_name(host_name)
         .map_err(kernel_err)?
@@ -106,37 +174,14 @@ fn attach(
     if let Some(vid) = conf.vlan.filter(|v| *v > 0) {
         rtnl.set_port_vlan(&host, vid).map_err(kernel_err)?;
     }
-    let ips: Vec<IpConfig> = ipam_out
-        .ips
-        .iter()
-        .map(|ip| IpConfig {
-            interface: Some(2),
-            ..ip.clone()
-        })
-        .collect();
-    let ns_path = Path::new(&args.netns);
-    let container = netns::run_in(ns, ns_path, || {
-        configure_container(
-            &args.ifname,
-            &ips,
-            &ipam_out.routes,
-            conf.is_default_gateway,
-        )
-    })
-    .map_err(kernel_err)?
-    .map_err(kernel_err)?;
-    install_nat(conf, args, &ips)?;
-    if !mappings.is_empty() && ips.iter().any(|i| i.address.is_ipv4()) {
-        allow_localnet(&conf.bridge).map_err(kernel_err)?;
-    }
-    let br_mac = rtnl
-        .link_by_name(&conf.bridge)
-        .map_err(kernel_err)?
-        .map(|l| l.mac)
-        .unwrap_or(br.mac);
-    let mut routes = ipam_out.routes.clone();
+    Ok((br, host))
+}
+
+/// IPAM routes plus the default routes through the gateway.
+fn result_routes(conf: &NetConf, ips: &[IpConfig], ipam_routes: &[Route]) -> Vec<Route> {
+    let mut routes = ipam_routes.to_vec();
     if conf.is_default_gateway {
-        for ip in &ips {
+        for ip in ips {
             let any = if ip.address.is_ipv4() {
                 "0.0.0.0/0"
             } else {
@@ -144,51 +189,25 @@ fn attach(
             };
             let dst = any.parse().expect("static CIDR");
             if !routes.iter().any(|r| r.dst == dst) {
-                routes.push(crate::result::Route {
+                routes.push(Route {
                     dst,
                     gw: ip.gateway,
                 });
             }
         }
     }
-    Ok(CniOutput {
-        interfaces: vec![
-            Interface {
-                name: conf.bridge.clone(),
-                mac: br_mac,
-                mtu: None,
-                sandbox: None,
-            },
-            Interface {
-                name: host.name.clone(),
-                mac: host.mac.clone(),
-                mtu: None,
-                sandbox: None,
-            },
-            Interface {
-                name: container.name.clone(),
-                mac: container.mac.clone(),
-                mtu: None,
-                sandbox: Some(args.netns.clone()),
-            },
-        ],
-        ips,
-        routes,
-        dns: if conf.dns.is_empty() {
-            ipam_out.dns
-        } else {
-            conf.dns.clone()
-        },
-    })
+    routes
 }
 
-fn install_nat(conf: &NetConf, args: &CniArgs, ips: &[IpConfig]) -> CniResult<()> {
+/// Installs the attachment's NAT rules; returns the open firewall handle.
+fn install_nat(conf: &NetConf, args: &CniArgs, ips: &[IpConfig]) -> CniResult<Option<NftFirewall>> {
     let addrs: Vec<_> = ips.iter().map(|i| i.address).collect();
     let planned = rules::plan(&addrs, conf.ip_masq, &conf.runtime_config.port_mappings);
     if planned.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let tag = nft::tag(&conf.name, &args.container_id, &args.ifname);
     let mut fw = NftFirewall::open().map_err(kernel_err)?;
-    fw.add(&tag, &planned).map_err(kernel_err)
+    fw.add(&tag, &planned).map_err(kernel_err)?;
+    Ok(Some(fw))
 }
