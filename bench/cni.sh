@@ -51,16 +51,21 @@ cat >"$work/bridge.json" <<JSON
  "ipam":{"type":"host-local","dataDir":"$work/ref-ipam","ranges":[[{"subnet":"10.202.0.0/24"}]]}}
 JSON
 
-# run CMD PLUGIN CONF_FILE -> stdout of the plugin; elapsed ms in $ms.
+# The timing loop runs inside the host namespace, as a runtime would: each
+# plugin is exec'd directly, with no nsenter in the measured path.
+export N REF POLIS_BRIDGE work ctr ports
+nsenter --net=/run/netns/"$host" bash -euo pipefail -c '
+# run CMD PLUGIN CONF_FILE -> stdout of the plugin in $out; elapsed ms in $ms.
 run() {
   local cmd=$1 plugin=$2 conf=$3 t0 t1
   t0=$EPOCHREALTIME
   out=$(CNI_COMMAND=$cmd CNI_CONTAINERID=bench CNI_NETNS=/run/netns/$ctr CNI_IFNAME=eth0 \
-        CNI_PATH=$REF nsenter --net=/run/netns/$host "$plugin" <"$conf") || {
+        CNI_PATH=$REF "$plugin" <"$conf") || {
     echo "$plugin $cmd failed: $out" >&2; exit 1; }
   t1=$EPOCHREALTIME
-  ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)*1000}')
+  ms=$(awk -v a="$t0" -v b="$t1" "BEGIN{printf \"%.3f\", (b-a)*1000}")
 }
+sum() { awk -v a="$1" -v b="$2" "BEGIN{printf \"%.3f\n\", a+b}"; }
 
 : >"$work/polis-add"; : >"$work/polis-del"; : >"$work/ref-add"; : >"$work/ref-del"
 for i in $(seq "$N"); do
@@ -70,14 +75,15 @@ for i in $(seq "$N"); do
   # Reference chain as libcni runs it: bridge, then portmap with prevResult.
   run ADD "$REF/bridge" "$work/bridge.json"; a=$ms; prev=$out
   jq -c --argjson prev "$prev" --argjson pm "$ports" \
-    '{cniVersion, name, type:"portmap", capabilities:{portMappings:true}, runtimeConfig:{portMappings:$pm}, prevResult:$prev}' \
+    "{cniVersion, name, type:\"portmap\", capabilities:{portMappings:true}, runtimeConfig:{portMappings:\$pm}, prevResult:\$prev}" \
     "$work/bridge.json" >"$work/portmap.json"
   run ADD "$REF/portmap" "$work/portmap.json"
-  awk -v a="$a" -v b="$ms" 'BEGIN{printf "%.3f\n", a+b}' >>"$work/ref-add"
+  sum "$a" "$ms" >>"$work/ref-add"
   run DEL "$REF/portmap" "$work/portmap.json"; d=$ms
   run DEL "$REF/bridge" "$work/bridge.json"
-  awk -v a="$d" -v b="$ms" 'BEGIN{printf "%.3f\n", a+b}' >>"$work/ref-del"
+  sum "$d" "$ms" >>"$work/ref-del"
 done
+'
 
 # Nothing may be left: no veth, no allocation, no rule of either side.
 leftover=$(ip -n "$host" -o link show | grep -c veth || true)
@@ -92,10 +98,10 @@ minimum() { sort -n "$1" | head -1; }
 pa=$(median "$work/polis-add"); pd=$(median "$work/polis-del")
 ra=$(median "$work/ref-add"); rd=$(median "$work/ref-del")
 echo "CNI ADD/DEL latency, $N iterations each, interleaved (ms; median, min)"
-printf '%-34s %8s %8s\n' "" median min
-printf '%-34s %8s %8s\n' "polis-bridge ADD (+portmap, masq)" "$pa" "$(minimum "$work/polis-add")"
-printf '%-34s %8s %8s\n' "reference bridge+host-local+portmap ADD" "$ra" "$(minimum "$work/ref-add")"
-printf '%-34s %8s %8s\n' "polis-bridge DEL" "$pd" "$(minimum "$work/polis-del")"
-printf '%-34s %8s %8s\n' "reference portmap+bridge DEL" "$rd" "$(minimum "$work/ref-del")"
+printf '%-42s %8s %8s\n' "" median min
+printf '%-42s %8s %8s\n' "polis-bridge ADD (+portmap, masq)" "$pa" "$(minimum "$work/polis-add")"
+printf '%-42s %8s %8s\n' "reference bridge+host-local+portmap ADD" "$ra" "$(minimum "$work/ref-add")"
+printf '%-42s %8s %8s\n' "polis-bridge DEL" "$pd" "$(minimum "$work/polis-del")"
+printf '%-42s %8s %8s\n' "reference portmap+bridge DEL" "$rd" "$(minimum "$work/ref-del")"
 awk -v pa="$pa" -v ra="$ra" -v pd="$pd" -v rd="$rd" \
   'BEGIN{printf "ratio polis/reference: ADD %.3fx  DEL %.3fx  (target <= 0.1x)\n", pa/ra, pd/rd}'

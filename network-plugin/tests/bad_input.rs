@@ -181,3 +181,41 @@ fn exhausted_subnet_and_duplicate_add_change_nothing() {
     assert_no_leftovers(&host, data.path(), "tiny", "first");
     assert_no_leftovers(&host, data.path(), "tiny", "second");
 }
+
+#[test]
+fn vlan_is_applied_or_refused_cleanly() {
+    let host = Netns::new("pbh");
+    let c = Netns::new("pbc");
+    let data = tempfile::tempdir().unwrap();
+    let conf = net_conf(
+        "vl",
+        data.path(),
+        json!([[{"subnet": "10.94.0.0/24"}]]),
+        json!({"bridge": "pbrv", "vlan": 100}),
+    );
+    let out = cni(&host, "ADD", "v1", &c.path(), &conf);
+    if out.ok {
+        // A kernel with bridge VLAN filtering: the port carries VLAN 100.
+        let host_veth = out.json["interfaces"][1]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let vlans = host.run_ok(&["bridge", "vlan", "show", "dev", &host_veth]);
+        assert!(
+            vlans.contains("100"),
+            "vlan 100 not on {host_veth}: {vlans}"
+        );
+        cni(&host, "DEL", "v1", &c.path(), &conf).expect_ok("DEL");
+    } else {
+        // This machine's kernel has no bridge VLAN filtering: a kernel error
+        // naming the bridge, and the failed ADD is rolled back.
+        assert_eq!(out.json["code"], 101, "{}", out.json);
+        let msg = out.json["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("pbrv") && msg.contains("not supported"),
+            "{msg}"
+        );
+        assert!(!c.links().contains(&"eth0".to_string()));
+    }
+    assert_no_leftovers(&host, data.path(), "vl", "v1");
+}

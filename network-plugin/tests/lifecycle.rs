@@ -70,6 +70,16 @@ fn check_passes_then_reports_drift() {
     // CHECK without prevResult is a configuration error.
     cni(&host, "CHECK", "k1", &c.path(), &conf).expect_err("CHECK without prevResult", 7);
 
+    // A lost default route is drift too.
+    c.run_ok(&["ip", "-6", "route", "del", "default"]);
+    let e = cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+        .expect_err("CHECK after route removal", 102);
+    assert!(e["msg"].as_str().unwrap().contains("::/0"), "{e}");
+    c.run_ok(&[
+        "ip", "-6", "route", "add", "default", "via", "fd82::1", "dev", "eth0",
+    ]);
+    cni(&host, "CHECK", "k1", &c.path(), &check_conf).expect_ok("CHECK after restoring the route");
+
     let v4 = result_ips(&result)[0].clone();
     c.run_ok(&["ip", "addr", "del", &format!("{v4}/24"), "dev", "eth0"]);
     let e = cni(&host, "CHECK", "k1", &c.path(), &check_conf)

@@ -10,9 +10,9 @@ use crate::config::NetConf;
 use crate::error::{code, CniError, CniResult};
 use crate::ipnet::IpNet;
 use crate::net::netns;
-use crate::net::rtnl::Rtnl;
+use crate::net::rtnl::{NetError, RouteEntry, Rtnl};
 use crate::nft::{self, rules};
-use crate::result::CniOutput;
+use crate::result::{CniOutput, Route};
 
 fn mismatch(msg: String) -> CniError {
     CniError::new(code::CHECK_MISMATCH, msg)
@@ -68,21 +68,31 @@ pub fn cmd_check(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> 
         .filter(|i| i.interface == Some(our_if))
         .map(|i| i.address)
         .collect();
-    check_container(args, &want)?;
+    check_container(args, &want, &prev.routes)?;
     check_nat(args, conf, &want)
 }
 
-fn check_container(args: &CniArgs, want: &[IpNet]) -> CniResult<()> {
+/// What CHECK reads inside the container: addresses of the interface and
+/// the routing table (both families).
+struct ContainerView {
+    addrs: Vec<IpNet>,
+    routes: Vec<RouteEntry>,
+}
+
+fn check_container(args: &CniArgs, want: &[IpNet], routes: &[Route]) -> CniResult<()> {
     let path = Path::new(&args.netns);
     let ns =
         netns::open(path).map_err(|e| CniError::new(code::UNKNOWN_CONTAINER, e.to_string()))?;
     let ifname = args.ifname.clone();
-    let have = netns::run_in(&ns, path, move || {
+    let view = netns::run_in(&ns, path, move || {
         let mut rtnl = Rtnl::open()?;
-        match rtnl.link_by_name(&ifname)? {
-            Some(l) => rtnl.addresses(&l).map(Some),
-            None => Ok(None),
-        }
+        let Some(link) = rtnl.link_by_name(&ifname)? else {
+            return Ok(None);
+        };
+        let addrs = rtnl.addresses(&link)?;
+        let mut routes = rtnl.routes(true)?;
+        routes.extend(rtnl.routes(false)?);
+        Ok::<_, NetError>(Some(ContainerView { addrs, routes }))
     })
     .map_err(kernel_err)?
     .map_err(kernel_err)?
@@ -93,10 +103,21 @@ fn check_container(args: &CniArgs, want: &[IpNet]) -> CniResult<()> {
         ))
     })?;
     for ip in want {
-        if !have.contains(ip) {
+        if !view.addrs.contains(ip) {
             return Err(mismatch(format!(
                 "address {ip} is missing on {} in {}",
                 args.ifname, args.netns
+            )));
+        }
+    }
+    for r in routes {
+        let present = view.routes.iter().any(|have| {
+            have.dst.truncated() == r.dst.truncated() && (r.gw.is_none() || have.gw == r.gw)
+        });
+        if !present {
+            return Err(mismatch(format!(
+                "route to {} via {:?} is missing in {}",
+                r.dst, r.gw, args.netns
             )));
         }
     }
