@@ -9,13 +9,7 @@ fn containerd_snapshot_suite_passes_in_exec_mode() {
     need_tool("go");
     let dir = TestDir::new("suite-exec");
     let cmd = format!("{BIN} --root {{root}} --address {{address}} --log-level warn");
-    let (ok, text) = run_suite(&dir, &["exec", &cmd]);
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("snapshot-suite[exec]:"))
-        .unwrap_or_else(|| panic!("no summary line\n{text}"));
-    assert!(ok && summary.contains("20 passed, 0 failed"), "{text}");
-    assert!(mounts_under(&dir.path).is_empty(), "the suite left mounts");
+    assert_suite_passes(&dir, &["exec", &cmd]);
 }
 
 #[test]
@@ -26,12 +20,7 @@ fn containerd_snapshot_suite_passes_through_containerd() {
     let snap = Daemon::start(&dir.join("snap-root"), &dir.join("snap.sock"), &[]);
     let ctrd = Containerd::start(&dir.path, &snap.address);
     let sock = ctrd.sock.display().to_string();
-    let (ok, text) = run_suite(&dir, &["containerd", &sock, "polis"]);
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("snapshot-suite[containerd]:"))
-        .unwrap_or_else(|| panic!("no summary line\n{text}"));
-    assert!(ok && summary.contains("20 passed, 0 failed"), "{text}");
+    assert_suite_passes(&dir, &["containerd", &sock, "polis"]);
     drop(ctrd);
     // every test removed its snapshots: nothing may be left on disk once orphans are swept
     let rt = runtime();
@@ -40,10 +29,5 @@ fn containerd_snapshot_suite_passes_through_containerd() {
         assert!(list(&mut c).await.is_empty(), "snapshots left behind");
         cleanup(&mut c).await;
     });
-    assert!(
-        snapshot_dirs(&snap.root).is_empty(),
-        "{:?}",
-        snapshot_dirs(&snap.root)
-    );
-    assert!(mounts_under(&dir.path).is_empty(), "mounts left behind");
+    assert_nothing_left(&snap.root, &dir);
 }

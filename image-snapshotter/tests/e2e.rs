@@ -121,14 +121,5 @@ fn ctr_import_run_share_and_remove_with_polis() {
         assert!(list(&mut c).await.is_empty());
         cleanup(&mut c).await;
     });
-    assert!(
-        snapshot_dirs(&snap.root).is_empty(),
-        "{:?}",
-        snapshot_dirs(&snap.root)
-    );
-    assert!(
-        mounts_under(&dir.path).is_empty(),
-        "{:?}",
-        mounts_under(&dir.path)
-    );
+    assert_nothing_left(&snap.root, &dir);
 }

@@ -157,16 +157,7 @@ fn a_chain_past_the_kernel_limit_is_flattened_and_complete() {
         }
         cleanup(&mut c).await;
     });
-    assert!(
-        snapshot_dirs(&snap.root).is_empty(),
-        "{:?}",
-        snapshot_dirs(&snap.root)
-    );
-    assert!(
-        mounts_under(&dir.path).is_empty(),
-        "{:?}",
-        mounts_under(&dir.path)
-    );
+    assert_nothing_left(&snap.root, &dir);
     let stray: Vec<_> = fs::read_dir(&snap.root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

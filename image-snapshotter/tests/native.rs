@@ -13,13 +13,7 @@ fn containerd_snapshot_suite_passes_on_the_native_backend() {
     let dir = TestDir::new("suite-native");
     let cmd =
         format!("{BIN} --root {{root}} --address {{address}} --log-level warn --backend native");
-    let (ok, text) = run_suite(&dir, &["exec", &cmd]);
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("snapshot-suite[exec]:"))
-        .unwrap_or_else(|| panic!("no summary line\n{text}"));
-    assert!(ok && summary.contains("20 passed, 0 failed"), "{text}");
-    assert!(mounts_under(&dir.path).is_empty(), "the suite left mounts");
+    assert_suite_passes(&dir, &["exec", &cmd]);
 }
 
 #[test]

@@ -272,6 +272,29 @@ pub fn run_suite(dir: &TestDir, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs the suite in `mode` and asserts the full pass: 20 passed, 0 failed (containerd's own
+/// overlayfs passes 20 and skips 1 here), and that it left no mounts under `dir`.
+pub fn assert_suite_passes(dir: &TestDir, args: &[&str]) {
+    let (ok, text) = run_suite(dir, args);
+    let tag = format!("snapshot-suite[{}]:", args[0]);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with(&tag))
+        .unwrap_or_else(|| panic!("no summary line\n{text}"));
+    assert!(ok && summary.contains("20 passed, 0 failed"), "{text}");
+    assert!(mounts_under(&dir.path).is_empty(), "the suite left mounts");
+}
+
+/// Nothing of the snapshots remains: no snapshot dirs under `root`, no mounts under `dir`.
+pub fn assert_nothing_left(root: &Path, dir: &TestDir) {
+    assert!(snapshot_dirs(root).is_empty(), "{:?}", snapshot_dirs(root));
+    assert!(
+        mounts_under(&dir.path).is_empty(),
+        "{:?}",
+        mounts_under(&dir.path)
+    );
+}
+
 /// A containerd in a private mount namespace with its own /run, configured with the proxy
 /// plugin `polis` at `snap_sock`. Killed (by PID) on drop.
 pub struct Containerd {
