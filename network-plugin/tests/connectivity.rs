@@ -17,7 +17,12 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
     let host = Netns::new("pbh");
     let (c1, c2) = (Netns::new("pbc"), Netns::new("pbc"));
     let data = tempfile::tempdir().unwrap();
-    let conf = net_conf("conn", data.path(), dual_stack(), json!({}));
+    let conf = net_conf(
+        "conn",
+        data.path(),
+        dual_stack(),
+        json!({"mtu": 1400, "promiscMode": true}),
+    );
 
     let r1 = cni(&host, "ADD", "ping-a", &c1.path(), &conf).expect_ok("ADD a");
     let r2 = cni(&host, "ADD", "ping-b", &c2.path(), &conf).expect_ok("ADD b");
@@ -49,6 +54,12 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
     assert_ne!(ips1, ips2);
     // The container sees the addresses the result claims.
     let addrs = c1.run_ok(&["ip", "addr", "show", "eth0"]);
+    assert!(addrs.contains("mtu 1400"), "mtu not applied: {addrs}");
+    let bridge = host.run_ok(&["ip", "link", "show", "pbr0"]);
+    assert!(
+        bridge.contains("PROMISC") && bridge.contains("mtu 1400"),
+        "bridge flags: {bridge}"
+    );
     for ip in &ips1 {
         assert!(addrs.contains(ip.as_str()), "{ip} not on eth0: {addrs}");
     }

@@ -37,6 +37,17 @@ fn delegates_to_reference_host_local_and_static() {
         "static-addressed container cannot reach the host-local one"
     );
 
+    // host-local 1.1.1 predates GC and STATUS: they must not be sent to it.
+    let mut gc = hl.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "hl1", "ifname": "eth0"}]);
+    cni(&host, "GC", "", "", &gc).expect_ok("GC with a pre-1.1 delegate");
+    cni(&host, "STATUS", "", "", &gc).expect_ok("STATUS with a pre-1.1 delegate");
+    assert!(
+        data.path().join("hl").join(&ip).exists(),
+        "GC removed a valid host-local lease"
+    );
+
     cni(&host, "DEL", "hl1", &c1.path(), &hl).expect_ok("DEL host-local");
     assert!(
         !data.path().join("hl").join(&ip).exists(),

@@ -7,9 +7,10 @@ use super::ipam_step::Ipam;
 use super::links::{host_veth_name, is_our_veth_name};
 use super::{kernel_err, require_version};
 use crate::args::CniArgs;
-use crate::config::NetConf;
+use crate::config::{Attachment, NetConf};
 use crate::error::{code, CniError, CniResult};
 use crate::net::rtnl::Rtnl;
+use crate::nft::wire::NftError;
 use crate::nft::{self, Firewall, NftFirewall};
 
 pub fn cmd_gc(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
@@ -24,18 +25,27 @@ pub fn cmd_gc(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
             ),
         )
     })?;
+    Ipam::from_conf(conf)?.gc(conf, args, stdin, valid)?;
+    let mut fw = NftFirewall::open().map_err(kernel_err)?;
+    remove_stale_rules(&mut fw, &conf.name, valid).map_err(kernel_err)?;
+    remove_stale_ports(conf, valid)
+}
+
+/// Removes the rules of `network`'s attachments that are not in `valid`;
+/// rules of other networks are left alone.
+fn remove_stale_rules(
+    fw: &mut dyn Firewall,
+    network: &str,
+    valid: &[Attachment],
+) -> Result<usize, NftError> {
     let keep: HashSet<(&str, &str)> = valid
         .iter()
         .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
         .collect();
-    Ipam::from_conf(conf)?.gc(conf, args, stdin, valid)?;
-    let mut fw = NftFirewall::open().map_err(kernel_err)?;
-    fw.remove(&|t| nft::parse_tag(&conf.name, t).is_some_and(|id| !keep.contains(&id)))
-        .map_err(kernel_err)?;
-    remove_stale_ports(conf, valid)
+    fw.remove(&|t| nft::parse_tag(network, t).is_some_and(|id| !keep.contains(&id)))
 }
 
-fn remove_stale_ports(conf: &NetConf, valid: &[crate::config::Attachment]) -> CniResult<()> {
+fn remove_stale_ports(conf: &NetConf, valid: &[Attachment]) -> CniResult<()> {
     let mut rtnl = Rtnl::open().map_err(kernel_err)?;
     let Some(br) = rtnl.link_by_name(&conf.bridge).map_err(kernel_err)? else {
         return Ok(());
@@ -61,4 +71,54 @@ fn remove_stale_ports(conf: &NetConf, valid: &[crate::config::Attachment]) -> Cn
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::rules::RuleSpec;
+
+    /// Rules reduced to their tags.
+    #[derive(Default)]
+    struct FakeFirewall {
+        tags: Vec<String>,
+    }
+
+    impl Firewall for FakeFirewall {
+        fn add(&mut self, tag: &str, rules: &[RuleSpec]) -> Result<(), NftError> {
+            self.tags.extend(rules.iter().map(|_| tag.to_string()));
+            Ok(())
+        }
+        fn remove(&mut self, doomed: &dyn Fn(&str) -> bool) -> Result<usize, NftError> {
+            let before = self.tags.len();
+            self.tags.retain(|t| !doomed(t));
+            Ok(before - self.tags.len())
+        }
+        fn count(&mut self, tag: &str) -> Result<usize, NftError> {
+            Ok(self.tags.iter().filter(|t| *t == tag).count())
+        }
+    }
+
+    #[test]
+    fn gc_keeps_valid_and_foreign_rules() {
+        let mut fw = FakeFirewall::default();
+        let masq = crate::nft::rules::plan(&["10.0.0.2/24".parse().unwrap()], true, &[]);
+        for (net, id, ifname) in [
+            ("n", "a", "eth0"),
+            ("n", "b", "eth0"),
+            ("n", "a", "eth1"),
+            ("m", "b", "eth0"),
+        ] {
+            fw.add(&nft::tag(net, id, ifname), &masq).unwrap();
+        }
+        let valid = [Attachment {
+            container_id: "a".into(),
+            ifname: "eth0".into(),
+        }];
+        assert_eq!(remove_stale_rules(&mut fw, "n", &valid).unwrap(), 2);
+        assert_eq!(
+            fw.tags,
+            vec![nft::tag("n", "a", "eth0"), nft::tag("m", "b", "eth0")]
+        );
+    }
 }

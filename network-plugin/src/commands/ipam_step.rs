@@ -57,6 +57,8 @@ impl Ipam {
     ) -> CniResult<()> {
         match self {
             Ipam::InProcess(ic) => ipam::gc(ic, &conf.name, valid),
+            // A pre-1.1 IPAM plugin has no GC: its leases stay its business.
+            Ipam::Delegate(p) if !delegate::supports(p, args, "1.1.0")? => Ok(()),
             Ipam::Delegate(p) => delegate::exec(p, Command::Gc, args, stdin).map(|_| ()),
         }
     }
@@ -64,6 +66,9 @@ impl Ipam {
     pub fn status(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<()> {
         match self {
             Ipam::InProcess(ic) => ipam::status(ic, &conf.name),
+            Ipam::Delegate(p) if !delegate::supports(p, args, "1.1.0")? => {
+                delegate::find_plugin(p, args).map(|_| ())
+            }
             Ipam::Delegate(p) => delegate::exec(p, Command::Status, args, stdin).map(|_| ()),
         }
     }

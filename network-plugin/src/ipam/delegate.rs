@@ -107,3 +107,19 @@ pub fn add(plugin: &str, args: &CniArgs, stdin: &[u8]) -> CniResult<CniOutput> {
     })?;
     CniOutput::from_value(&v)
 }
+
+/// Whether the delegate speaks spec `version` (asked through VERSION), so
+/// verbs it cannot know (GC, STATUS before 1.1.0) are not sent to it.
+pub fn supports(plugin: &str, args: &CniArgs, version: &str) -> CniResult<bool> {
+    let probe = format!("{{\"cniVersion\":\"{version}\"}}");
+    let out = exec(plugin, Command::Version, args, probe.as_bytes())?;
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
+        CniError::new(
+            code::DECODE_FAILURE,
+            format!("IPAM plugin {plugin:?} answered VERSION without JSON: {e}"),
+        )
+    })?;
+    Ok(v["supportedVersions"]
+        .as_array()
+        .is_some_and(|vs| vs.iter().any(|x| x.as_str() == Some(version))))
+}
