@@ -166,3 +166,41 @@ fn old_spec_versions_get_old_result_shape() {
     cni(&host, "DEL", "old1", &c.path(), &conf).expect_ok("DEL 0.4.0");
     assert_no_leftovers(&host, data.path(), "old", "old1");
 }
+
+#[test]
+fn add_after_another_interface_plugin_appends_to_prev_result() {
+    let host = Netns::new("pbh");
+    let c = Netns::new("pbc");
+    let data = tempfile::tempdir().unwrap();
+    let mut conf = net_conf(
+        "prev",
+        data.path(),
+        json!([[{"subnet": "10.96.0.0/24"}]]),
+        json!({}),
+    );
+    // What a loopback-style plugin earlier in the list returned.
+    conf["prevResult"] = json!({
+        "cniVersion": "1.1.0",
+        "interfaces": [{"name": "lo", "sandbox": c.path()}],
+        "ips": [{"address": "127.0.0.1/8", "interface": 0}],
+        "dns": {"nameservers": ["10.96.0.53"]}
+    });
+    let r = cni(&host, "ADD", "p1", &c.path(), &conf).expect_ok("ADD with prevResult");
+    let names: Vec<&str> = r["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "lo");
+    assert_eq!(names[1], "pbr0");
+    assert_eq!(names[3], "eth0");
+    assert_eq!(r["ips"][0]["address"], "127.0.0.1/8");
+    assert_eq!(
+        r["ips"][1]["interface"], 3,
+        "our address must point at our eth0: {r}"
+    );
+    assert_eq!(r["dns"]["nameservers"][0], "10.96.0.53");
+    cni(&host, "DEL", "p1", &c.path(), &conf).expect_ok("DEL");
+    assert_no_leftovers(&host, data.path(), "prev", "p1");
+}
