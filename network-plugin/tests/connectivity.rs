@@ -88,6 +88,7 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
     let host = Netns::new("pbh");
     // The node's own address: on lo, as the kernel has no dummy interfaces.
     host.run_ok(&["ip", "addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    host.run_ok(&["ip", "addr", "add", "fd99::1/128", "dev", "lo", "nodad"]);
     let (web, client) = (Netns::new("pbc"), Netns::new("pbc"));
     let data = tempfile::tempdir().unwrap();
     let www = tempfile::tempdir().unwrap();
