@@ -8,7 +8,7 @@ use super::kernel_err;
 use super::links::host_veth_name;
 use crate::args::CniArgs;
 use crate::config::NetConf;
-use crate::error::CniResult;
+use crate::error::{CniError, CniResult};
 use crate::net::rtnl::Rtnl;
 use crate::nft::{self, Firewall, NftFirewall};
 
@@ -17,13 +17,32 @@ pub fn cmd_del(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
     teardown(args, conf, stdin, &ipam)
 }
 
+/// Removes everything of one attachment; every step runs even when another
+/// failed, and the first error is returned.
 pub fn teardown(args: &CniArgs, conf: &NetConf, stdin: &[u8], ipam: &Ipam) -> CniResult<()> {
+    let host_name = host_veth_name(&conf.name, &args.container_id, &args.ifname);
+    std::thread::scope(|s| {
+        // Unregistering a veth waits out an RCU grace period in the kernel
+        // (10-20 ms); the NAT and IPAM cleanup run meanwhile.
+        let link = s.spawn(|| delete_host_veth(&host_name));
+        let nat = remove_nat(conf, args);
+        let addrs = ipam.del(conf, args, stdin);
+        let link = link
+            .join()
+            .unwrap_or_else(|_| Err(kernel_err(format!("deleting {host_name} panicked"))));
+        nat.and(link).and(addrs)
+    })
+}
+
+fn remove_nat(conf: &NetConf, args: &CniArgs) -> CniResult<()> {
     let tag = nft::tag(&conf.name, &args.container_id, &args.ifname);
     let mut fw = NftFirewall::open().map_err(kernel_err)?;
-    fw.remove(&|t| t == tag).map_err(kernel_err)?;
-    let host_name = host_veth_name(&conf.name, &args.container_id, &args.ifname);
+    fw.remove(&|t| t == tag).map(|_| ()).map_err(kernel_err)
+}
+
+fn delete_host_veth(name: &str) -> Result<(), CniError> {
     let mut rtnl = Rtnl::open().map_err(kernel_err)?;
-    if let Some(link) = rtnl.link_by_name(&host_name).map_err(kernel_err)? {
+    if let Some(link) = rtnl.link_by_name(name).map_err(kernel_err)? {
         match rtnl.delete_link(&link) {
             Ok(()) => {}
             // A concurrent DEL, or the namespace going away, removed it.
@@ -31,5 +50,5 @@ pub fn teardown(args: &CniArgs, conf: &NetConf, stdin: &[u8], ipam: &Ipam) -> Cn
             Err(e) => return Err(kernel_err(e)),
         }
     }
-    ipam.del(conf, args, stdin)
+    Ok(())
 }
