@@ -154,12 +154,22 @@ fn old_spec_versions_get_old_result_shape() {
         "old",
         data.path(),
         json!([[{"subnet": "10.93.0.0/24"}]]),
-        json!({}),
+        json!({"isDefaultGateway": false}),
     );
     conf["cniVersion"] = json!("0.4.0");
+    conf["ipam"]["routes"] =
+        json!([{"dst": "192.0.2.0/24"}, {"dst": "198.18.0.0/15", "gw": "10.93.0.254"}]);
     let r = cni(&host, "ADD", "old1", &c.path(), &conf).expect_ok("ADD 0.4.0");
     assert_eq!(r["cniVersion"], "0.4.0");
     assert_eq!(r["ips"][0]["version"], "4");
+    // IPAM routes: without a gw they go through the range's gateway.
+    let routes = c.run_ok(&["ip", "route"]);
+    assert!(routes.contains("192.0.2.0/24 via 10.93.0.1"), "{routes}");
+    assert!(routes.contains("198.18.0.0/15 via 10.93.0.254"), "{routes}");
+    assert!(
+        !routes.contains("default"),
+        "isDefaultGateway=false added a default route: {routes}"
+    );
     let mut chk = conf.clone();
     chk["prevResult"] = r;
     cni(&host, "CHECK", "old1", &c.path(), &chk).expect_ok("CHECK 0.4.0");
