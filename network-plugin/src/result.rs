@@ -75,9 +75,18 @@ impl CniOutput {
                 v
             })
             .collect();
+        // Interface "mtu" is a 1.1.0 field.
+        let interfaces: Vec<Interface> = self
+            .interfaces
+            .iter()
+            .map(|i| Interface {
+                mtu: i.mtu.filter(|_| version_tuple(cni_version) >= (1, 1, 0)),
+                ..i.clone()
+            })
+            .collect();
         let mut out = json!({
             "cniVersion": cni_version,
-            "interfaces": self.interfaces,
+            "interfaces": interfaces,
             "ips": ips,
             "routes": self.routes,
         });
@@ -143,8 +152,12 @@ mod tests {
     fn old_versions_carry_ip_version_field() {
         let v = sample().to_value("0.4.0");
         assert_eq!(v["ips"][0]["version"], "4");
-        let v = sample().to_value("1.0.0");
+        let mut with_mtu = sample();
+        with_mtu.interfaces[0].mtu = Some(1400);
+        let v = with_mtu.to_value("1.0.0");
         assert!(v["ips"][0].get("version").is_none());
+        assert!(v["interfaces"][0].get("mtu").is_none());
+        assert_eq!(with_mtu.to_value("1.1.0")["interfaces"][0]["mtu"], 1400);
         assert_eq!(v["ips"][0]["address"], "10.1.0.2/24");
     }
 

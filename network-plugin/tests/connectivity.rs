@@ -33,6 +33,7 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
     assert_eq!(ifs[0]["name"], "pbr0");
     assert_eq!(ifs[2]["name"], "eth0");
     assert_eq!(ifs[2]["sandbox"], c1.path().as_str());
+    assert_eq!(ifs[2]["mtu"], 1400);
     assert_eq!(r1["cniVersion"], "1.1.0");
     for ip in r1["ips"].as_array().unwrap() {
         assert_eq!(ip["interface"], 2);

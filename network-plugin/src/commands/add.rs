@@ -117,7 +117,7 @@ fn attach(
         Interface {
             name: container.name.clone(),
             mac: container.mac.clone(),
-            mtu: None,
+            mtu: Some(container.mtu),
             sandbox: Some(args.netns.clone()),
         },
     ];
