@@ -23,16 +23,19 @@ fn build_driver(out_dir: &Path) -> PathBuf {
     );
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libcni/driver.go");
     let bin = out_dir.join("libcni-driver");
-    sh_ok(
-        Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(&src)
-            .env("GOPATH", GOPATH)
-            .env("GO111MODULE", "off")
-            .env("GOFLAGS", "")
-            .current_dir(out_dir),
-    );
+    let mut go = Command::new("go");
+    go.args(["build", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .env("GOPATH", GOPATH)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .current_dir(out_dir);
+    // go needs a build cache; CI may run without HOME.
+    if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
+        go.env("GOCACHE", out_dir.join("gocache"));
+    }
+    sh_ok(&mut go);
     bin
 }
 
