@@ -76,6 +76,17 @@ impl CniArgs {
             if args.container_id.is_empty() {
                 return Err(missing("CNI_CONTAINERID"));
             }
+            // IDs end up in rule comments and store files: keep them to the
+            // spec's character set and a length that fits a rule comment.
+            if !crate::config::is_spec_name(&args.container_id) || args.container_id.len() > 100 {
+                return Err(CniError::new(
+                    code::INVALID_ENV,
+                    format!(
+                        "CNI_CONTAINERID {:?} must be 1-100 characters of [A-Za-z0-9_.-]",
+                        args.container_id
+                    ),
+                ));
+            }
             if args.ifname.is_empty() {
                 return Err(missing("CNI_IFNAME"));
             }
@@ -162,6 +173,18 @@ mod tests {
         .unwrap();
         assert_eq!(a.args[1], ("K8S_POD_NAME".into(), "p".into()));
         assert_eq!(a.path, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn rejects_container_ids_outside_the_spec() {
+        for bad in ["a/b", "x;y", &"a".repeat(101)] {
+            let e = CniArgs::from_env(
+                Command::Del,
+                &env(&[("CNI_CONTAINERID", bad), ("CNI_IFNAME", "eth0")]),
+            )
+            .unwrap_err();
+            assert_eq!(e.code, code::INVALID_ENV, "{bad}");
+        }
     }
 
     #[test]

@@ -119,8 +119,13 @@ impl NetConf {
 
     fn validate(&self) -> CniResult<()> {
         let invalid = |m: String| Err(CniError::new(code::INVALID_CONFIG, m));
-        if self.name.is_empty() {
-            return invalid("network configuration has an empty \"name\"".into());
+        // The name becomes a directory under dataDir and part of rule tags:
+        // the spec's character set keeps it a single safe path component.
+        if !is_spec_name(&self.name) || self.name.len() > 128 {
+            return invalid(format!(
+                "network name {:?} must be 1-128 characters of [A-Za-z0-9_.-]",
+                self.name
+            ));
         }
         if let Err(e) = crate::args::validate_ifname(&self.bridge) {
             return invalid(format!(
@@ -173,6 +178,16 @@ impl NetConf {
     pub fn version_at_least(&self, min: &str) -> bool {
         version_tuple(&self.cni_version) >= version_tuple(min)
     }
+}
+
+/// The spec's character set for network names and container IDs; "." and
+/// ".." alone are refused since they are path components.
+pub fn is_spec_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 pub fn check_version(v: &str) -> CniResult<()> {
@@ -258,6 +273,16 @@ mod tests {
         let e = NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n",
             "runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":80,"protocol":"sctp"}]}}"#).unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG);
+    }
+
+    #[test]
+    fn rejects_names_that_are_not_path_safe() {
+        for bad in ["../etc", "a/b", "..", "", "sp ace"] {
+            let conf = format!(r#"{{"cniVersion":"1.0.0","name":{bad:?}}}"#);
+            let e = NetConf::parse(conf.as_bytes()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{bad:?}");
+        }
+        assert!(NetConf::parse(br#"{"cniVersion":"1.0.0","name":"k8s-pod_net.1"}"#).is_ok());
     }
 
     #[test]

@@ -68,6 +68,9 @@ fn malformed_or_invalid_configs_are_rejected_without_side_effects() {
     v["ipam"] = json!({"type": "no-such-ipam-plugin"});
     cases.push(("unknown IPAM plugin", v.to_string(), 7));
     let mut v = good.clone();
+    v["name"] = json!("../escape");
+    cases.push(("network name with a path", v.to_string(), 7));
+    let mut v = good.clone();
     v["mtu"] = json!(10);
     cases.push(("mtu too small", v.to_string(), 7));
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::config::IpamConf;
 use super::store::Owner;
 use crate::args::{CniArgs, Command};
-use crate::config::{check_version, Attachment};
+use crate::config::{check_version, is_spec_name, Attachment};
 use crate::error::{code, CniError, CniResult};
 
 #[derive(Deserialize)]
@@ -30,6 +30,15 @@ pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
         )
     })?;
     check_version(&conf.cni_version)?;
+    if !is_spec_name(&conf.name) {
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "network name {:?} must be characters of [A-Za-z0-9_.-]",
+                conf.name
+            ),
+        ));
+    }
     let ipam = IpamConf::from_value(&conf.name, &conf.ipam)?;
     let owner = Owner {
         container_id: args.container_id.clone(),
