@@ -25,19 +25,27 @@ pub fn teardown(args: &CniArgs, conf: &NetConf, stdin: &[u8], ipam: &Ipam) -> Cn
         // Unregistering a veth waits out an RCU grace period in the kernel
         // (10-20 ms); the NAT and IPAM cleanup run meanwhile.
         let link = s.spawn(|| delete_host_veth(&host_name));
-        let nat = remove_nat(conf, args);
+        let (fw, nat) = remove_nat(conf, args);
         let addrs = ipam.del(conf, args, stdin);
         let link = link
             .join()
             .unwrap_or_else(|_| Err(kernel_err(format!("deleting {host_name} panicked"))));
+        // Closing the nftables socket waits until the kernel has freed the
+        // transaction (also a grace period), and meanwhile holds the lock the
+        // veth unregistration needs: close it only after the veth is gone.
+        drop(fw);
         nat.and(link).and(addrs)
     })
 }
 
-fn remove_nat(conf: &NetConf, args: &CniArgs) -> CniResult<()> {
+fn remove_nat(conf: &NetConf, args: &CniArgs) -> (Option<NftFirewall>, CniResult<()>) {
     let tag = nft::tag(&conf.name, &args.container_id, &args.ifname);
-    let mut fw = NftFirewall::open().map_err(kernel_err)?;
-    fw.remove(&|t| t == tag).map(|_| ()).map_err(kernel_err)
+    let mut fw = match NftFirewall::open() {
+        Ok(fw) => fw,
+        Err(e) => return (None, Err(kernel_err(e))),
+    };
+    let removed = fw.remove(&|t| t == tag).map(|_| ()).map_err(kernel_err);
+    (Some(fw), removed)
 }
 
 fn delete_host_veth(name: &str) -> Result<(), CniError> {
