@@ -1,0 +1,184 @@
+//! Drives an OCI runtime binary (polis-runc or runc) with a private `--root`, so the same
+//! scenario can be run against both and compared.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fixtures::Bundle;
+
+pub struct Runtime {
+    pub name: &'static str,
+    pub bin: PathBuf,
+    root: tempfile::TempDir,
+}
+
+impl Runtime {
+    pub fn polis() -> Self {
+        Self::new("polis-runc", crate::polis_bin("polis-runc"))
+    }
+
+    pub fn runc() -> Self {
+        Self::new("runc", crate::require_tool("runc"))
+    }
+
+    pub fn new(name: &'static str, bin: PathBuf) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("polis-state-")
+            .tempdir()
+            .expect("state root");
+        Self { name, bin, root }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A command with `--root` set; the caller adds the rest.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Runs to completion with no stdin and captured output. Output goes through files, not
+    /// pipes: a created container's init inherits them and would hold a pipe open for its life.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_captured(self.command().args(args))
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{} {args:?} failed ({}): {}",
+            self.name,
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state is json")
+    }
+
+    /// Polls `state` until the status is `want`.
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = self.run(&["state", id]);
+            let status = serde_json::from_slice::<Value>(&o.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(String::from));
+            if status.as_deref() == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: container {id} never became {want} (last: {status:?})",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One container of a test: deleted on drop, and `finish` asserts it left nothing behind.
+pub struct Container<'a> {
+    pub rt: &'a Runtime,
+    pub id: String,
+    pub bundle: Bundle,
+}
+
+impl<'a> Container<'a> {
+    pub fn new(rt: &'a Runtime, tag: &str, args: &[&str]) -> Self {
+        let id = crate::unique_name(tag);
+        let bundle = Bundle::new(&id, args).expect("bundle");
+        Self { rt, id, bundle }
+    }
+
+    pub fn bundle_path(&self) -> &str {
+        self.bundle.path().to_str().expect("utf-8 bundle path")
+    }
+
+    /// `run` in the foreground; returns its output.
+    pub fn run(&self) -> Output {
+        self.rt
+            .run(&["run", "--bundle", self.bundle_path(), &self.id])
+    }
+
+    pub fn create(&self) {
+        self.rt
+            .ok(&["create", "--bundle", self.bundle_path(), &self.id]);
+    }
+
+    /// Deletes the container and asserts nothing of it remains.
+    pub fn finish(self) {
+        let _ = self.rt.run(&["delete", "--force", &self.id]);
+        self.assert_clean();
+    }
+
+    pub fn assert_clean(&self) {
+        let mut left = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // cgroup removal can trail the last process exit by a moment.
+        while Instant::now() < deadline {
+            left = crate::leaks::leftovers(
+                self.rt.root(),
+                &self.id,
+                &self.bundle.cgroups_path,
+                self.bundle.path(),
+            );
+            if left.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{}: container {} left behind: {left:#?}",
+            self.rt.name, self.id
+        );
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.run(&["delete", "--force", &self.id]);
+    }
+}
+
+/// Runs a command to its exit with stdout/stderr captured through temporary files.
+pub fn run_captured(cmd: &mut Command) -> Output {
+    let mut out = tempfile::tempfile().expect("temp file");
+    let mut err = tempfile::tempfile().expect("temp file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .status()
+        .unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
+    let read = |f: &mut std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        f.read_to_end(&mut v).expect("read");
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
