@@ -1,5 +1,22 @@
-//! containerd-shim-polis-v2: the containerd shim v2 for Polis (not built yet; see the issue).
+//! containerd-shim-polis-v2: the containerd shim v2 that drives `polis-runc`.
+
+mod container;
+mod error;
+mod events;
+mod io;
+mod monitor;
+mod oom;
+mod process;
+mod runtime;
+mod service;
+mod stats;
+mod task;
+
 fn main() {
-    eprintln!("containerd-shim-polis-v2 is not implemented yet");
-    std::process::exit(1);
+    let config = containerd_shim::Config {
+        // Exits are reaped by our own monitor, which hands runtime commands their status.
+        no_reaper: true,
+        ..Default::default()
+    };
+    containerd_shim::run::<service::Service>("io.containerd.polis.v2", Some(config));
 }

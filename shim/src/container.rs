@@ -1,0 +1,277 @@
+//! One container: its bundle, its runtime, the init process and the execs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use containerd_shim::protos::api::CreateTaskRequest;
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::shim::oci::Options;
+
+use crate::error::{Result, TaskError};
+use crate::io::{self, StdioPaths};
+use crate::monitor::Monitor;
+use crate::process::Process;
+use crate::runtime::{CreateOpts, ExecOpts, Runtime};
+
+/// Where the runtime keeps its state unless the options say otherwise.
+pub const DEFAULT_ROOT: &str = "/run/containerd/polis";
+/// Environment override of the runtime binary (containerd passes its env to shims).
+pub const RUNTIME_ENV: &str = "POLIS_RUNC";
+/// The file in the bundle recording which runtime binary and root the container uses, so the
+/// `delete` subcommand (a fresh process) finds them.
+const RUNTIME_FILE: &str = "polis-runtime.json";
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    pub init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
+}
+
+/// The runtime binary: options' BinaryName, then `$POLIS_RUNC`, then `polis-runc` next to
+/// the shim, then `polis-runc` on PATH.
+pub fn runtime_binary(options: &Options) -> PathBuf {
+    if !options.binary_name.is_empty() {
+        return PathBuf::from(&options.binary_name);
+    }
+    if let Some(p) = std::env::var_os(RUNTIME_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let next = exe.with_file_name("polis-runc");
+        if next.is_file() {
+            return next;
+        }
+    }
+    PathBuf::from("polis-runc")
+}
+
+pub fn runtime_root(options: &Options, namespace: &str) -> PathBuf {
+    let root = if options.root.is_empty() {
+        DEFAULT_ROOT
+    } else {
+        &options.root
+    };
+    Path::new(root).join(namespace)
+}
+
+fn parse_options(req: &CreateTaskRequest) -> Result<Options> {
+    match req.options.as_ref() {
+        Some(any) if !any.value.is_empty() => Options::parse_from_bytes(&any.value)
+            .map_err(|e| TaskError::InvalidArgument(format!("options of {}: {e}", req.id))),
+        _ => Ok(Options::new()),
+    }
+}
+
+/// Records the runtime of a bundle for the `delete` subcommand.
+fn write_runtime_file(bundle: &Path, binary: &Path, root: &Path) -> Result<()> {
+    let v = serde_json::json!({"binary": binary, "root": root});
+    let path = bundle.join(RUNTIME_FILE);
+    std::fs::write(&path, v.to_string())
+        .map_err(|e| TaskError::Internal(format!("write {}: {e}", path.display())))
+}
+
+/// The runtime a bundle was created with, if it was.
+pub fn read_runtime_file(bundle: &Path) -> Option<(PathBuf, PathBuf)> {
+    let data = std::fs::read(bundle.join(RUNTIME_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    Some((
+        PathBuf::from(v["binary"].as_str()?),
+        PathBuf::from(v["root"].as_str()?),
+    ))
+}
+
+fn mount_rootfs(req: &CreateTaskRequest, rootfs: &Path) -> Result<()> {
+    for m in &req.rootfs {
+        containerd_shim::mount::mount_rootfs(
+            Some(m.type_.as_str()).filter(|t| !t.is_empty()),
+            Some(m.source.as_str()).filter(|s| !s.is_empty()),
+            &m.options,
+            rootfs,
+        )
+        .map_err(|e| {
+            TaskError::Internal(format!("mount {} on {}: {e}", m.source, rootfs.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Unmounts everything under the bundle's rootfs (lazily, as the Go shim does).
+pub fn unmount_rootfs(bundle: &Path) {
+    let rootfs = bundle.join("rootfs");
+    while nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+}
+
+fn read_pid(path: &Path) -> Result<u32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| TaskError::Internal(format!("no pid in {}", path.display())))
+}
+
+impl Container {
+    /// Mounts the rootfs and runs the runtime's `create`; the init is then created, not
+    /// started.
+    pub fn create(req: &CreateTaskRequest, namespace: &str, monitor: &Monitor) -> Result<Self> {
+        let options = parse_options(req)?;
+        let bundle = PathBuf::from(&req.bundle);
+        let binary = runtime_binary(&options);
+        let root = runtime_root(&options, namespace);
+        write_runtime_file(&bundle, &binary, &root)?;
+        let runtime = Runtime::new(binary, root, bundle.join("log.json"), monitor.clone());
+        let rootfs = bundle.join("rootfs");
+        if !req.rootfs.is_empty() {
+            std::fs::create_dir_all(&rootfs)
+                .map_err(|e| TaskError::Internal(format!("mkdir {}: {e}", rootfs.display())))?;
+        }
+        mount_rootfs(req, &rootfs).inspect_err(|_| unmount_rootfs(&bundle))?;
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let env = [
+            ("CONTAINER_ID", req.id.as_str()),
+            ("CONTAINER_NAMESPACE", namespace),
+        ];
+        let created = (|| -> Result<Process> {
+            let prepared = io::prepare(&stdio, monitor, &env)?;
+            let pid_file = bundle.join("init.pid");
+            let opts = CreateOpts {
+                bundle: &bundle,
+                pid_file: &pid_file,
+                console_socket: prepared.console.as_ref().map(|c| c.path()),
+            };
+            runtime.create(&req.id, &opts, prepared.child)?;
+            if let Some(console) = prepared.console {
+                console.attach(&stdio, &prepared.io)?;
+            }
+            let init = Process::new("", stdio.clone(), prepared.io);
+            init.set_pid(read_pid(&pid_file)?);
+            Ok(init)
+        })();
+        let init = created.inspect_err(|_| {
+            let _ = runtime.delete(&req.id, true);
+            unmount_rootfs(&bundle);
+        })?;
+        Ok(Self {
+            id: req.id.clone(),
+            bundle,
+            runtime,
+            init: Arc::new(init),
+            execs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The init for an empty exec id, else that exec.
+    pub fn process(&self, exec_id: &str) -> Result<Arc<Process>> {
+        if exec_id.is_empty() {
+            return Ok(self.init.clone());
+        }
+        self.lock_execs()
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| TaskError::NotFound(format!("exec {exec_id} in {}", self.id)))
+    }
+
+    fn lock_execs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Process>>> {
+        self.execs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn execs(&self) -> Vec<Arc<Process>> {
+        self.lock_execs().values().cloned().collect()
+    }
+
+    /// Registers an exec; it runs on Start.
+    pub fn add_exec(&self, exec_id: &str, stdio: StdioPaths, spec: &[u8]) -> Result<()> {
+        let mut execs = self.lock_execs();
+        if execs.contains_key(exec_id) {
+            return Err(TaskError::AlreadyExists(format!(
+                "exec {exec_id} in {}",
+                self.id
+            )));
+        }
+        let spec_path = self.exec_file(exec_id, "json");
+        std::fs::write(&spec_path, spec)
+            .map_err(|e| TaskError::Internal(format!("write {}: {e}", spec_path.display())))?;
+        let p = Process::new(exec_id, stdio, Default::default());
+        execs.insert(exec_id.into(), Arc::new(p));
+        Ok(())
+    }
+
+    fn exec_file(&self, exec_id: &str, ext: &str) -> PathBuf {
+        self.bundle.join(format!("exec-{exec_id}.{ext}"))
+    }
+
+    /// Runs an exec (`exec --detach`) and returns its process with its pid set.
+    pub fn start_exec(&self, exec_id: &str, monitor: &Monitor, ns: &str) -> Result<Arc<Process>> {
+        let old = self.process(exec_id)?;
+        let env = [
+            ("CONTAINER_ID", self.id.as_str()),
+            ("CONTAINER_NAMESPACE", ns),
+        ];
+        let prepared = io::prepare(&old.stdio, monitor, &env)?;
+        let pid_file = self.exec_file(exec_id, "pid");
+        let opts = ExecOpts {
+            process_file: &self.exec_file(exec_id, "json"),
+            pid_file: &pid_file,
+            console_socket: prepared.console.as_ref().map(|c| c.path()),
+        };
+        self.runtime.exec(&self.id, &opts, prepared.child)?;
+        if let Some(console) = prepared.console {
+            console.attach(&old.stdio, &prepared.io)?;
+        }
+        // The process now has its IO; replace the placeholder registered by Exec.
+        let p = Arc::new(Process::new(exec_id, old.stdio.clone(), prepared.io));
+        p.set_pid(read_pid(&pid_file)?);
+        self.lock_execs().insert(exec_id.into(), p.clone());
+        Ok(p)
+    }
+
+    pub fn remove_exec(&self, exec_id: &str) {
+        self.lock_execs().remove(exec_id);
+        let _ = std::fs::remove_file(self.exec_file(exec_id, "json"));
+        let _ = std::fs::remove_file(self.exec_file(exec_id, "pid"));
+    }
+
+    /// Deletes the container in the runtime and unmounts its rootfs.
+    pub fn destroy(&self) -> Result<()> {
+        let res = self.runtime.delete(&self.id, true);
+        unmount_rootfs(&self.bundle);
+        match res {
+            Err(e) if e.message().contains("does not exist") => Ok(()),
+            other => other.map_err(Into::into),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_binary_wins_then_env() {
+        let mut o = Options::new();
+        o.binary_name = "/opt/bin/polis-runc".into();
+        assert_eq!(runtime_binary(&o), PathBuf::from("/opt/bin/polis-runc"));
+        assert_eq!(
+            runtime_root(&Options::new(), "k8s.io"),
+            PathBuf::from("/run/containerd/polis/k8s.io")
+        );
+        o.root = "/tmp/r".into();
+        assert_eq!(runtime_root(&o, "default"), PathBuf::from("/tmp/r/default"));
+    }
+
+    #[test]
+    fn runtime_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        write_runtime_file(dir.path(), Path::new("/b/polis-runc"), Path::new("/r/ns")).unwrap();
+        assert_eq!(
+            read_runtime_file(dir.path()),
+            Some((PathBuf::from("/b/polis-runc"), PathBuf::from("/r/ns")))
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! The ttrpc Task service: every RPC maps to a container operation, and exits become
+//! TaskExit events. Start and exit handling share `event_order`, so TaskStart or
+//! TaskExecStarted always leaves before the TaskExit of the same process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use containerd_shim::api::*;
+use containerd_shim::protos::events::task::*;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{EnumOrUnknown, MessageField};
+use containerd_shim::protos::topics::*;
+use containerd_shim::protos::ttrpc;
+use containerd_shim::protos::types::task::ProcessInfo;
+use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
+
+use crate::container::Container;
+use crate::error::{Result, TaskError};
+use crate::events::Events;
+use crate::io::StdioPaths;
+use crate::monitor::{Exit, Monitor};
+use crate::process::{Process, Status as PStatus};
+use crate::stats;
+
+/// Exits of pids not (yet) known: an exec can exit before its pid file is read.
+const PENDING_EXITS_MAX: usize = 4096;
+
+pub struct Tasks {
+    namespace: String,
+    monitor: Monitor,
+    events: Events,
+    exit_signal: Arc<ExitSignal>,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    event_order: Mutex<HashMap<i32, Exit>>,
+}
+
+/// What containerd talks to; a thin handle on the shared state.
+#[derive(Clone)]
+pub struct TaskService {
+    tasks: Arc<Tasks>,
+}
+
+fn timestamp(at: SystemTime) -> Timestamp {
+    let d = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut t = Timestamp::new();
+    t.seconds = d.as_secs() as i64;
+    t.nanos = d.subsec_nanos() as i32;
+    t
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TaskService {
+    pub fn new(
+        namespace: &str,
+        monitor: Monitor,
+        exits: std::sync::mpsc::Receiver<Exit>,
+        events: Events,
+        exit_signal: Arc<ExitSignal>,
+    ) -> Self {
+        let tasks = Arc::new(Tasks {
+            namespace: namespace.into(),
+            monitor,
+            events,
+            exit_signal,
+            containers: Mutex::new(HashMap::new()),
+            event_order: Mutex::new(HashMap::new()),
+        });
+        let t = tasks.clone();
+        let _ = std::thread::Builder::new()
+            .name("exits".into())
+            .spawn(move || {
+                for exit in exits {
+                    t.on_exit(exit);
+                }
+            });
+        Self { tasks }
+    }
+}
+
+impl Tasks {
+    fn container(&self, id: &str) -> Result<Arc<Container>> {
+        lock(&self.containers)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| TaskError::NotFound(format!("container {id}")))
+    }
+
+    fn find_by_pid(&self, pid: i32) -> Option<(Arc<Container>, Arc<Process>)> {
+        for c in lock(&self.containers).values() {
+            if c.init.pid() as i32 == pid && c.init.exit().is_none() {
+                return Some((c.clone(), c.init.clone()));
+            }
+            if let Some(p) = c
+                .execs()
+                .into_iter()
+                .find(|p| p.pid() as i32 == pid && p.exit().is_none())
+            {
+                return Some((c.clone(), p));
+            }
+        }
+        None
+    }
+
+    fn on_exit(&self, exit: Exit) {
+        let mut pending = lock(&self.event_order);
+        match self.find_by_pid(exit.pid) {
+            Some((c, p)) => self.record_exit(&c, &p, exit),
+            None => {
+                if pending.len() >= PENDING_EXITS_MAX {
+                    pending.clear();
+                }
+                pending.insert(exit.pid, exit);
+            }
+        }
+    }
+
+    /// Called with `event_order` held.
+    fn record_exit(&self, c: &Container, p: &Process, exit: Exit) {
+        if !p.set_exited(exit.status as u32, exit.at) {
+            return;
+        }
+        let id = if p.exec_id.is_empty() {
+            c.id.clone()
+        } else {
+            p.exec_id.clone()
+        };
+        self.events.send(
+            TASK_EXIT_EVENT_TOPIC,
+            TaskExit {
+                container_id: c.id.clone(),
+                id,
+                pid: exit.pid as u32,
+                exit_status: exit.status as u32,
+                exited_at: MessageField::some(timestamp(exit.at)),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Applies an exit that arrived before the pid was known. `event_order` held.
+    fn claim_pending(&self, pending: &mut HashMap<i32, Exit>, c: &Container, p: &Process) {
+        if let Some(exit) = pending.remove(&(p.pid() as i32)) {
+            self.record_exit(c, p, exit);
+        }
+    }
+
+    fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
+        if lock(&self.containers).contains_key(&req.id) {
+            return Err(TaskError::AlreadyExists(format!("container {}", req.id)));
+        }
+        let c = Arc::new(Container::create(&req, &self.namespace, &self.monitor)?);
+        let pid = c.init.pid();
+        let mut pending = lock(&self.event_order);
+        lock(&self.containers).insert(req.id.clone(), c.clone());
+        self.events.send(
+            TASK_CREATE_EVENT_TOPIC,
+            TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: MessageField::some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                }),
+                checkpoint: req.checkpoint.clone(),
+                pid,
+                ..Default::default()
+            },
+        );
+        self.claim_pending(&mut pending, &c, &c.init);
+        drop(pending);
+        self.watch_oom(&c);
+        Ok(CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn watch_oom(&self, c: &Container) {
+        let events = self.events.clone();
+        let id = c.id.clone();
+        let watched = crate::oom::memory_cgroup_of(c.init.pid()).and_then(|(dir, v2)| {
+            crate::oom::watch(dir, v2, move || {
+                events.send(
+                    TASK_OOM_EVENT_TOPIC,
+                    TaskOOM {
+                        container_id: id.clone(),
+                        ..Default::default()
+                    },
+                )
+            })
+        });
+        if let Err(e) = watched {
+            log::warn!("no OOM events for {}: {e}", c.id);
+        }
+    }
+
+    fn start(&self, req: StartRequest) -> Result<StartResponse> {
+        let c = self.container(&req.id)?;
+        let mut pending = lock(&self.event_order);
+        let p = if req.exec_id.is_empty() {
+            if c.init.status() != PStatus::Created {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "container {} is {:?}, not created",
+                    c.id,
+                    c.init.status()
+                )));
+            }
+            c.runtime.start(&c.id)?;
+            let _ = c.init.transition(PStatus::Running);
+            self.events.send(
+                TASK_START_EVENT_TOPIC,
+                TaskStart {
+                    container_id: c.id.clone(),
+                    pid: c.init.pid(),
+                    ..Default::default()
+                },
+            );
+            c.init.clone()
+        } else {
+            if c.process(&req.exec_id)?.status() != PStatus::Created {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "exec {} in {} was already started",
+                    req.exec_id, c.id
+                )));
+            }
+            let p = c.start_exec(&req.exec_id, &self.monitor, &self.namespace)?;
+            let _ = p.transition(PStatus::Running);
+            self.events.send(
+                TASK_EXEC_STARTED_EVENT_TOPIC,
+                TaskExecStarted {
+                    container_id: c.id.clone(),
+                    exec_id: req.exec_id.clone(),
+                    pid: p.pid(),
+                    ..Default::default()
+                },
+            );
+            p
+        };
+        self.claim_pending(&mut pending, &c, &p);
+        Ok(StartResponse {
+            pid: p.pid(),
+            ..Default::default()
+        })
+    }
+
+    fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            let Some(exit) = p.exit() else {
+                if p.status() != PStatus::Created {
+                    return Err(TaskError::FailedPrecondition(format!(
+                        "exec {} in {} is still running",
+                        req.exec_id, c.id
+                    )));
+                }
+                c.remove_exec(&req.exec_id);
+                return Ok(DeleteResponse::default());
+            };
+            c.remove_exec(&req.exec_id);
+            return Ok(delete_response(p.pid(), exit.status, exit.at));
+        }
+        if matches!(p.status(), PStatus::Running | PStatus::Paused) {
+            return Err(TaskError::FailedPrecondition(format!(
+                "container {} is still running",
+                c.id
+            )));
+        }
+        c.destroy()?;
+        let exit = p.exit();
+        let (status, at) = exit.map_or((0, SystemTime::now()), |e| (e.status, e.at));
+        lock(&self.containers).remove(&c.id);
+        self.events.send(
+            TASK_DELETE_EVENT_TOPIC,
+            TaskDelete {
+                container_id: c.id.clone(),
+                pid: p.pid(),
+                exit_status: status,
+                exited_at: MessageField::some(timestamp(at)),
+                ..Default::default()
+            },
+        );
+        Ok(delete_response(p.pid(), status, at))
+    }
+
+    fn kill(&self, req: KillRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        if p.exit().is_some() || (p.pid() == 0 && !req.exec_id.is_empty()) {
+            return Err(TaskError::NotFound(format!(
+                "process {} of {}: process already finished",
+                if req.exec_id.is_empty() {
+                    &c.id
+                } else {
+                    &req.exec_id
+                },
+                c.id
+            )));
+        }
+        if req.exec_id.is_empty() {
+            return c.runtime.kill(&c.id, req.signal, req.all).map_err(|e| {
+                if e.message().contains("not running") || e.message().contains("no such process") {
+                    TaskError::NotFound(format!("container {}: process already finished", c.id))
+                } else {
+                    e.into()
+                }
+            });
+        }
+        let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
+            .map_err(|e| TaskError::InvalidArgument(format!("signal {}: {e}", req.signal)))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid() as i32), sig)
+            .map_err(|e| TaskError::NotFound(format!("exec {} of {}: {e}", req.exec_id, c.id)))
+    }
+
+    fn exec(&self, req: ExecProcessRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        if c.init.exit().is_some() {
+            return Err(TaskError::FailedPrecondition(format!(
+                "container {} is stopped",
+                c.id
+            )));
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        c.add_exec(&req.exec_id, stdio, &spec)?;
+        self.events.send(
+            TASK_EXEC_ADDED_EVENT_TOPIC,
+            TaskExecAdded {
+                container_id: c.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    fn state(&self, req: StateRequest) -> Result<StateResponse> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        let status = match p.status() {
+            PStatus::Created => Status::CREATED,
+            PStatus::Running => Status::RUNNING,
+            PStatus::Paused => Status::PAUSED,
+            PStatus::Stopped => Status::STOPPED,
+        };
+        let exit = p.exit();
+        Ok(StateResponse {
+            id: if req.exec_id.is_empty() {
+                c.id.clone()
+            } else {
+                req.exec_id.clone()
+            },
+            bundle: c.bundle.to_string_lossy().into_owned(),
+            pid: p.pid(),
+            status: EnumOrUnknown::new(status),
+            stdin: p.stdio.stdin.clone(),
+            stdout: p.stdio.stdout.clone(),
+            stderr: p.stdio.stderr.clone(),
+            terminal: p.stdio.terminal,
+            exit_status: exit.map_or(0, |e| e.status),
+            exited_at: exit.map(|e| timestamp(e.at)).into(),
+            exec_id: req.exec_id,
+            ..Default::default()
+        })
+    }
+
+    fn pause_or_resume(&self, id: &str, pause: bool) -> Result<()> {
+        let c = self.container(id)?;
+        let (from, to) = if pause {
+            (PStatus::Running, PStatus::Paused)
+        } else {
+            (PStatus::Paused, PStatus::Running)
+        };
+        if c.init.status() != from {
+            return Err(TaskError::FailedPrecondition(format!(
+                "container {id} is {:?}, not {from:?}",
+                c.init.status()
+            )));
+        }
+        if pause {
+            c.runtime.pause(id)?;
+        } else {
+            c.runtime.resume(id)?;
+        }
+        let _ = c.init.transition(to);
+        let cid = id.to_string();
+        if pause {
+            let ev = TaskPaused {
+                container_id: cid,
+                ..Default::default()
+            };
+            self.events.send(TASK_PAUSED_EVENT_TOPIC, ev);
+        } else {
+            let ev = TaskResumed {
+                container_id: cid,
+                ..Default::default()
+            };
+            self.events.send(TASK_RESUMED_EVENT_TOPIC, ev);
+        }
+        Ok(())
+    }
+
+    fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
+        let c = self.container(&req.id)?;
+        let processes = c
+            .runtime
+            .ps(&c.id)?
+            .into_iter()
+            .map(|pid| ProcessInfo {
+                pid,
+                ..Default::default()
+            })
+            .collect();
+        Ok(PidsResponse {
+            processes,
+            ..Default::default()
+        })
+    }
+
+    fn wait(&self, req: WaitRequest) -> Result<WaitResponse> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        let exit = p.wait();
+        Ok(WaitResponse {
+            exit_status: exit.status,
+            exited_at: MessageField::some(timestamp(exit.at)),
+            ..Default::default()
+        })
+    }
+
+    fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
+        let c = self.container(&req.id)?;
+        let any: Any = stats::collect(c.init.pid())
+            .map_err(|e| TaskError::Internal(format!("stats of {}: {e}", c.id)))?;
+        Ok(StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self) {
+        if lock(&self.containers).is_empty() {
+            self.exit_signal.signal();
+        }
+    }
+}
+
+fn delete_response(pid: u32, status: u32, at: SystemTime) -> DeleteResponse {
+    DeleteResponse {
+        pid,
+        exit_status: status,
+        exited_at: MessageField::some(timestamp(at)),
+        ..Default::default()
+    }
+}
+
+type Empty = containerd_shim::protos::protobuf::well_known_types::empty::Empty;
+
+fn done<T>(what: &str, r: Result<T>) -> TtrpcResult<T> {
+    r.map_err(|e| {
+        log::info!("{what}: {e}");
+        ttrpc::Error::from(e)
+    })
+}
+
+impl containerd_shim::Task for TaskService {
+    fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
+        done("state", self.tasks.state(req))
+    }
+
+    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+        done("create", self.tasks.create(req))
+    }
+
+    fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
+        done("start", self.tasks.start(req))
+    }
+
+    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
+        done("delete", self.tasks.delete(req))
+    }
+
+    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
+        done("pids", self.tasks.pids(req))
+    }
+
+    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+        done("pause", self.tasks.pause_or_resume(&req.id, true)).map(|_| Empty::new())
+    }
+
+    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+        done("resume", self.tasks.pause_or_resume(&req.id, false)).map(|_| Empty::new())
+    }
+
+    fn checkpoint(&self, _: &TtrpcContext, req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        let e = TaskError::Unimplemented(format!("checkpoint of {}", req.id));
+        done("checkpoint", Err(e))
+    }
+
+    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
+        done("kill", self.tasks.kill(req)).map(|_| Empty::new())
+    }
+
+    fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
+        done("exec", self.tasks.exec(req)).map(|_| Empty::new())
+    }
+
+    fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
+        let r = self.tasks.container(&req.id).and_then(|c| {
+            let p = c.process(&req.exec_id)?;
+            p.io.resize(req.width, req.height).map_err(|e| {
+                TaskError::FailedPrecondition(format!("resize {} of {}: {e}", req.exec_id, c.id))
+            })
+        });
+        done("resize_pty", r).map(|_| Empty::new())
+    }
+
+    fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
+        let r = self.tasks.container(&req.id).and_then(|c| {
+            let p = c.process(&req.exec_id)?;
+            if req.stdin {
+                p.io.close_stdin();
+            }
+            Ok(())
+        });
+        done("close_io", r).map(|_| Empty::new())
+    }
+
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        let r = self.tasks.container(&req.id).and_then(|c| {
+            let data = req
+                .resources
+                .as_ref()
+                .map(|a| a.value.clone())
+                .unwrap_or_default();
+            c.runtime.update(&c.id, &data).map_err(TaskError::from)
+        });
+        done("update", r).map(|_| Empty::new())
+    }
+
+    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
+        done("wait", self.tasks.wait(req))
+    }
+
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
+        done("stats", self.tasks.stats(req))
+    }
+
+    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
+        let task_pid = self
+            .tasks
+            .container(&req.id)
+            .map(|c| c.init.pid())
+            .unwrap_or(0);
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> TtrpcResult<Empty> {
+        self.tasks.shutdown();
+        Ok(Empty::new())
+    }
+}
