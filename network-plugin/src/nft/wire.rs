@@ -237,6 +237,12 @@ impl NftSocket {
                 }
                 let errno = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
                 let Some(pos) = pending.iter().position(|(s, _)| *s == seq) else {
+                    // An error for the batch framing itself (e.g. no
+                    // nf_tables in this kernel): nothing else will come.
+                    if errno != 0 && (seq == begin || seq == end) {
+                        let e = std::io::Error::from_raw_os_error(-errno);
+                        return Err(io("start nftables transaction")(e));
+                    }
                     continue;
                 };
                 let (_, what) = pending.remove(pos);
