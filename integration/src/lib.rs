@@ -1,6 +1,7 @@
 //! Test fixtures and harness for the Polis end-to-end tests: OCI bundles and images built
 //! offline from busybox-static, a runtime driver with leak checks, and small process helpers.
 
+pub mod containerd;
 pub mod fixtures;
 pub mod leaks;
 pub mod runtime;

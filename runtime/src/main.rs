@@ -24,6 +24,12 @@ fn main() {
         eprintln!("{err:#}");
         std::process::exit(1);
     }
+    // runc exits 255 when exec itself fails, so callers can tell it from the process's own code.
+    let error_code = if matches!(command, cli::Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let code = match commands::dispatch(command, g) {
         Ok(code) => code,
         Err(err) => {
@@ -33,7 +39,7 @@ fn main() {
             if g.log.is_some() {
                 eprintln!("{msg}");
             }
-            1
+            error_code
         }
     };
     std::process::exit(code);

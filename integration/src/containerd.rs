@@ -1,0 +1,334 @@
+//! A private containerd 1.6 for shim tests: its own root, state, sockets and /run in a
+//! mount namespace pinned to a file (so a restarted containerd finds the same /run and the
+//! shims), a bin dir on its PATH holding the shim and polis-runc, and the busybox image.
+//! Dropping it stops what it started, by PID, and unmounts the namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The image every shim test runs.
+pub const IMAGE: &str = "docker.io/library/busybox:latest";
+
+pub struct Containerd {
+    dir: tempfile::TempDir,
+    /// The containerd namespace the tests use (also a prefix of their container ids).
+    pub namespace: String,
+    child: Option<Child>,
+    ns_file: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Polls `f` until it holds, or panics naming `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Containerd {
+    /// Starts containerd with the shim and `polis-runc` next to each other on its PATH, and
+    /// imports busybox. `tag` names the test.
+    pub fn start(tag: &str) -> Self {
+        for tool in ["containerd", "ctr", "unshare", "nsenter", "umoci"] {
+            crate::require_tool(tool);
+        }
+        let namespace = crate::unique_name(&format!("shim-{tag}"));
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{namespace}-"))
+            .tempdir()
+            .expect("containerd test dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let shim = crate::polis_bin("containerd-shim-polis-v2");
+        let runc = crate::polis_bin("polis-runc");
+        std::os::unix::fs::symlink(&shim, bin.join("containerd-shim-polis-v2")).unwrap();
+        std::os::unix::fs::symlink(&runc, bin.join("polis-runc")).unwrap();
+        let ns_dir = dir.path().join("ns");
+        std::fs::create_dir_all(&ns_dir).unwrap();
+        let ns_file = ns_dir.join("mnt");
+        run_ok(
+            Command::new("mount")
+                .arg("--bind")
+                .arg(&ns_dir)
+                .arg(&ns_dir),
+        );
+        run_ok(Command::new("mount").arg("--make-private").arg(&ns_dir));
+        std::fs::write(&ns_file, "").unwrap();
+        let mut c = Self {
+            dir,
+            namespace,
+            child: None,
+            ns_file,
+        };
+        run_ok(
+            Command::new("unshare")
+                .arg(format!("--mount={}", c.ns_file.display()))
+                .args(["--propagation", "private", "sh", "-c"])
+                .arg("mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd"),
+        );
+        c.write_config();
+        c.launch();
+        c.import_busybox();
+        c
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    fn write_config(&self) {
+        let d = self.dir.path();
+        let cfg = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{s}.ttrpc\"\n",
+            d = d.display(),
+            s = self.sock().display()
+        );
+        std::fs::write(d.join("config.toml"), cfg).unwrap();
+    }
+
+    /// Starts (or restarts) containerd inside the pinned mount namespace.
+    pub fn launch(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("containerd.log"))
+            .unwrap();
+        let path = format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            d.join("bin").display()
+        );
+        let _ = std::fs::remove_file(self.sock());
+        let child = Command::new("nsenter")
+            .arg(format!("--mount={}", self.ns_file.display()))
+            .arg("--")
+            .arg("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        self.child = Some(child);
+        let sock = self.sock();
+        wait_until("containerd's socket", Duration::from_secs(30), || {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("containerd exited: {st}\n{}", self.log());
+            }
+            sock.exists()
+        });
+        wait_until("containerd to answer", Duration::from_secs(30), || {
+            self.ctr(&["version"]).status.success()
+        });
+    }
+
+    /// Stops containerd by its PID and waits for it (shims keep running).
+    pub fn stop(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) of our own child's PID.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// `ctr` in containerd's mount namespace, in the test's namespace.
+    pub fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--mount={}", self.ns_file.display()))
+            .arg("--")
+            .arg("ctr")
+            .arg("-a")
+            .arg(self.sock())
+            .args(["-n", &self.namespace])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        run(&mut self.ctr_cmd(args))
+    }
+
+    /// Runs ctr, asserts success, returns stdout.
+    pub fn ctr_ok(&self, args: &[&str]) -> String {
+        let o = self.ctr(args);
+        assert!(
+            o.status.success(),
+            "ctr {args:?} failed ({}): {}{}\ncontainerd log tail:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn import_busybox(&self) {
+        let tar = self.dir.path().join("busybox.tar");
+        crate::fixtures::busybox_image_archive(&tar).expect("busybox image archive");
+        let tar = tar.to_string_lossy().into_owned();
+        self.ctr_ok(&[
+            "images",
+            "import",
+            "--base-name",
+            "docker.io/library/busybox",
+            &tar,
+        ]);
+    }
+
+    /// A container id unique to this test.
+    pub fn id(&self, name: &str) -> String {
+        format!("{}-{name}", self.namespace)
+    }
+
+    /// PIDs of shim processes serving this containerd (their `-address` is our socket).
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let sock = self.sock().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
+            if is_shim && args.iter().any(|a| a == &sock) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Everything this instance may leave: shim processes, container cgroups of its
+    /// namespace, mounts under its dir.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .shim_pids()
+            .into_iter()
+            .map(|p| format!("shim process {p}"))
+            .collect();
+        // The runtime leaves the namespace's parent cgroup (as runc does); its children
+        // are the containers' and must be gone.
+        for dir in crate::leaks::cgroup_dirs(&format!("/{}", self.namespace)) {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    found.push(format!("cgroup dir {}", e.path().display()));
+                }
+            }
+        }
+        let d = self.dir.path().to_string_lossy().into_owned();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for line in mi.lines().filter(|l| l.contains(&d)) {
+                if !line.contains(
+                    &self
+                        .ns_file
+                        .parent()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                ) {
+                    found.push(format!("mount {line}"));
+                }
+            }
+        }
+        found
+    }
+
+    /// Removes every task and container of the namespace, then checks nothing is left once
+    /// the shims have gone.
+    pub fn clean_and_check(&self) {
+        self.clean();
+        let mut left = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("left behind: {left:#?}");
+    }
+}
+
+impl Containerd {
+    /// Best effort: kills and removes every task and container of the namespace.
+    fn clean(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let list = self.ctr(&["containers", "ls", "-q"]);
+        for id in String::from_utf8_lossy(&list.stdout).lines() {
+            if id.is_empty() {
+                continue;
+            }
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+            let _ = self.ctr(&["task", "delete", "-f", id]);
+            let _ = self.ctr(&["containers", "rm", id]);
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.clean();
+        self.stop(libc::SIGTERM);
+        // Shims of this instance outlive containerd by design: stop them by PID.
+        for pid in self.shim_pids() {
+            // SAFETY: plain kill(2) of a shim this test's containerd started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let ns_dir = self.ns_file.parent().unwrap().to_path_buf();
+        let _ = Command::new("umount").arg(&self.ns_file).status();
+        let _ = Command::new("umount").arg(&ns_dir).status();
+        for dir in crate::leaks::cgroup_dirs(&format!("/{}", self.namespace)) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,135 @@
+//! Bad input to polis-runc: a one-line error naming the id or path at fault, exit 1, and
+//! nothing left behind. runc's exit codes are the reference.
+
+use polis_integration::runtime::{stderr, Container, Runtime};
+
+fn assert_fails_naming(rt: &Runtime, args: &[&str], needle: &str) {
+    let o = rt.run(args);
+    // runc exits 255 when exec itself fails, 1 for every other command.
+    let want = if args[0] == "exec" { 255 } else { 1 };
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "{}: {args:?}: {}",
+        rt.name,
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(needle),
+        "{}: {args:?}: error {err:?} does not name {needle:?}",
+        rt.name
+    );
+}
+
+#[test]
+fn commands_on_a_missing_container_name_it() {
+    let rt = Runtime::polis();
+    let runc = Runtime::runc();
+    let id = polis_integration::unique_name("missing");
+    for cmd in [
+        vec!["state", id.as_str()],
+        vec!["start", id.as_str()],
+        vec!["kill", id.as_str()],
+        vec!["delete", id.as_str()],
+        vec!["pause", id.as_str()],
+        vec!["resume", id.as_str()],
+        vec!["ps", id.as_str()],
+        vec!["exec", id.as_str(), "/bin/true"],
+        vec!["events", "--stats", id.as_str()],
+        vec!["update", "--memory", "1m", id.as_str()],
+    ] {
+        assert_fails_naming(&rt, &cmd, &id);
+        assert_eq!(
+            runc.run(&cmd).status.code(),
+            rt.run(&cmd).status.code(),
+            "exit codes of runc and polis-runc differ for {cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_id_is_refused_and_the_first_container_survives() {
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "dup", &["/bin/sleep", "1000"]);
+    c.create();
+    assert_fails_naming(&rt, &["create", "--bundle", c.bundle_path(), &c.id], &c.id);
+    assert_eq!(rt.state(&c.id)["status"], "created");
+    c.finish();
+}
+
+#[test]
+fn bad_bundles_name_the_path_and_leave_nothing() {
+    let rt = Runtime::polis();
+    let runc = Runtime::runc();
+
+    let c = Container::new(&rt, "badjson", &["/bin/true"]);
+    std::fs::write(c.bundle.path().join("config.json"), "{ not json").unwrap();
+    assert_fails_naming(
+        &rt,
+        &["create", "--bundle", c.bundle_path(), &c.id],
+        "config.json",
+    );
+    assert_eq!(
+        runc.run(&["create", "--bundle", c.bundle_path(), &c.id])
+            .status
+            .code(),
+        Some(1)
+    );
+    c.assert_clean();
+
+    let c = Container::new(&rt, "noconfig", &["/bin/true"]);
+    std::fs::remove_file(c.bundle.path().join("config.json")).unwrap();
+    assert_fails_naming(
+        &rt,
+        &["run", "--bundle", c.bundle_path(), &c.id],
+        c.bundle_path(),
+    );
+    c.assert_clean();
+
+    let c = Container::new(&rt, "norootfs", &["/bin/true"]);
+    std::fs::remove_dir_all(c.bundle.rootfs()).unwrap();
+    assert_fails_naming(
+        &rt,
+        &["create", "--bundle", c.bundle_path(), &c.id],
+        "rootfs",
+    );
+    c.assert_clean();
+
+    // An executable that is not in the rootfs fails at create, after namespaces and cgroups
+    // exist: those must be undone too.
+    let c = Container::new(&rt, "noexe", &["/bin/no-such-binary"]);
+    assert_fails_naming(
+        &rt,
+        &["run", "--bundle", c.bundle_path(), &c.id],
+        "no-such-binary",
+    );
+    c.assert_clean();
+}
+
+#[test]
+fn unknown_signal_and_bad_ids_are_rejected() {
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "badsig", &["/bin/sleep", "1000"]);
+    c.create();
+    assert_fails_naming(&rt, &["kill", &c.id, "SIGNOPE"], "SIGNOPE");
+    assert_eq!(rt.state(&c.id)["status"], "created");
+    c.finish();
+    assert_fails_naming(&rt, &["state", "../etc"], "../etc");
+    assert_fails_naming(
+        &rt,
+        &["create", "--bundle", "/nonexistent-polis-bundle", "a/b"],
+        "a/b",
+    );
+}
+
+#[test]
+fn kill_of_a_stopped_container_is_a_clear_error() {
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "stopped", &["/bin/true"]);
+    c.create();
+    rt.ok(&["start", &c.id]);
+    rt.wait_status(&c.id, "stopped");
+    assert_fails_naming(&rt, &["kill", &c.id, "KILL"], "not running");
+    c.finish();
+}

@@ -1,0 +1,98 @@
+//! Terminals: `run` in the foreground owning the pty (through `script`, since CI has no tty),
+//! and `create --console-socket` handing the pty master to a caller, as containerd's shim does.
+
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+
+use polis_integration::runtime::{run_captured, stderr, stdout, Container, Runtime};
+
+#[test]
+fn foreground_run_with_a_terminal() {
+    let script = polis_integration::require_tool("script");
+    let rt = Runtime::polis();
+    let c = Container::new(
+        &rt,
+        "tty",
+        &[
+            "/bin/sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 3",
+        ],
+    );
+    c.bundle
+        .edit(|s| s["process"]["terminal"] = true.into())
+        .unwrap();
+    let inner = format!(
+        "{} --root {} run --bundle {} {}",
+        rt.bin.display(),
+        rt.root().display(),
+        c.bundle_path(),
+        c.id
+    );
+    let o = run_captured(Command::new(script).args(["-qec", &inner, "/dev/null"]));
+    assert_eq!(o.status.code(), Some(3), "{} {}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("on-a-tty"), "{}", stdout(&o));
+    c.finish();
+}
+
+#[test]
+fn create_hands_the_pty_master_to_the_console_socket() {
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "consock", &["/bin/sh", "-c", "tty; echo via-console"]);
+    c.bundle
+        .edit(|s| s["process"]["terminal"] = true.into())
+        .unwrap();
+    let sock = c.bundle.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    rt.ok(&[
+        "create",
+        "--bundle",
+        c.bundle_path(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &c.id,
+    ]);
+    let (stream, _) = listener.accept().unwrap();
+    let master = recv_fd(&stream);
+    rt.ok(&["start", &c.id]);
+    let mut out = String::new();
+    let mut f = std::fs::File::from(master);
+    // Reading the master ends with EIO once the container side closes.
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if out.contains("via-console") {
+            break;
+        }
+    }
+    assert!(out.contains("via-console"), "{out:?}");
+    assert!(out.contains("/dev/"), "{out:?}");
+    rt.wait_status(&c.id, "stopped");
+    c.finish();
+}
+
+fn recv_fd(stream: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = [0u8; 1024];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the fd was just received and is owned by nobody else.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}

@@ -1,0 +1,167 @@
+//! containerd-shim-polis-v2 through a real containerd and `ctr`, and the same scenarios with
+//! containerd's Go runc shim driving polis-runc (`--runc-binary`): the drop-in promise.
+
+use std::time::Duration;
+
+use polis_integration::containerd::{wait_until, Containerd, IMAGE};
+
+#[derive(Clone, Copy, Debug)]
+enum Shim {
+    Polis,
+    GoRuncShim,
+}
+
+impl Shim {
+    /// The `ctr run` flags selecting this shim (and, for the Go shim, polis-runc).
+    fn run_flags(self) -> Vec<String> {
+        match self {
+            Shim::Polis => vec!["--runtime".into(), "io.containerd.polis.v2".into()],
+            Shim::GoRuncShim => {
+                let runc = polis_integration::polis_bin("polis-runc");
+                vec![
+                    "--runtime".into(),
+                    "io.containerd.runc.v2".into(),
+                    "--runc-binary".into(),
+                    runc.to_string_lossy().into_owned(),
+                ]
+            }
+        }
+    }
+}
+
+fn run_args<'a>(shim: &'a [String], head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = vec!["run"];
+    v.extend(head);
+    v.extend(shim.iter().map(String::as_str));
+    v.extend(tail);
+    v
+}
+
+fn echo_and_exit_codes(shim: Shim) {
+    let ctrd = Containerd::start("echo");
+    let flags = shim.run_flags();
+    let id = ctrd.id("echo");
+    let out = ctrd.ctr_ok(&run_args(
+        &flags,
+        &["--rm"],
+        &[
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "echo hello-from-polis; echo to-stderr >&2",
+        ],
+    ));
+    assert_eq!(out.trim(), "hello-from-polis", "{shim:?}");
+
+    // A non-zero exit code reaches ctr's own exit status.
+    let id = ctrd.id("exit3");
+    let o = ctrd.ctr(&run_args(
+        &flags,
+        &["--rm"],
+        &[IMAGE, &id, "sh", "-c", "exit 3"],
+    ));
+    assert_eq!(o.status.code(), Some(3), "{shim:?}: {o:?}");
+
+    // Quick exits with more output than a pipe buffer lose nothing.
+    let id = ctrd.id("bulk");
+    let out = ctrd.ctr_ok(&run_args(
+        &flags,
+        &["--rm"],
+        &[
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 20000, "{shim:?}");
+    assert_eq!(lines[19999], "line19999");
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn polis_shim_runs_echo_and_propagates_exit_codes() {
+    echo_and_exit_codes(Shim::Polis);
+}
+
+#[test]
+fn go_shim_with_polis_runc_runs_echo_and_propagates_exit_codes() {
+    echo_and_exit_codes(Shim::GoRuncShim);
+}
+
+fn task_status(ctrd: &Containerd, id: &str) -> String {
+    let out = ctrd.ctr_ok(&["task", "ls"]);
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn detached_exec_kill_delete(shim: Shim) {
+    let ctrd = Containerd::start("exec");
+    let flags = shim.run_flags();
+    let id = ctrd.id("sleeper");
+    ctrd.ctr_ok(&run_args(&flags, &["-d"], &[IMAGE, &id, "sleep", "300"]));
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+
+    let out = ctrd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec; exit 0",
+    ]);
+    assert_eq!(out.trim(), "in-exec", "{shim:?}");
+    let o = ctrd.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{shim:?}: {o:?}");
+
+    let ps = ctrd.ctr_ok(&["task", "ps", &id]);
+    assert!(ps.lines().count() >= 2, "{shim:?}: {ps}");
+
+    ctrd.ctr_ok(&["task", "pause", &id]);
+    assert_eq!(task_status(&ctrd, &id), "PAUSED");
+    ctrd.ctr_ok(&["task", "resume", &id]);
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+
+    let metrics = ctrd.ctr_ok(&["task", "metrics", &id]);
+    assert!(
+        metrics.contains("memory.usage_in_bytes"),
+        "{shim:?}: {metrics}"
+    );
+
+    ctrd.ctr_ok(&["task", "kill", &id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        task_status(&ctrd, &id) == "STOPPED"
+    });
+    // Killing a task whose process is gone is a clear error and changes nothing.
+    let o = ctrd.ctr(&["task", "kill", &id]);
+    assert!(
+        !o.status.success(),
+        "{shim:?}: killing a stopped task succeeded"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(
+        err.contains("not found") || err.contains("finished") || err.contains("not running"),
+        "{shim:?}: {err}"
+    );
+    ctrd.ctr_ok(&["task", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "rm", &id]);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn polis_shim_detached_exec_pause_metrics_kill_delete() {
+    detached_exec_kill_delete(Shim::Polis);
+}
+
+#[test]
+fn go_shim_with_polis_runc_detached_exec_pause_metrics_kill_delete() {
+    detached_exec_kill_delete(Shim::GoRuncShim);
+}
