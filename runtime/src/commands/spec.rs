@@ -12,11 +12,9 @@ pub fn spec(args: SpecArgs) -> Result<i32> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    let spec = if args.rootless {
-        rootless(Spec::default())?
-    } else {
-        Spec::default()
-    };
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("polis".into()));
+    let spec = if args.rootless { rootless(spec)? } else { spec };
     write(&spec, &path)?;
     Ok(0)
 }
