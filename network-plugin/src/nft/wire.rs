@@ -22,6 +22,8 @@ pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
+const NLM_F_DUMP_INTR: u16 = 0x10;
+const MAX_DUMP_TRIES: usize = 20;
 
 /// A growing list of netlink attributes (TLVs padded to 4 bytes).
 #[derive(Debug, Default, Clone)]
@@ -231,8 +233,8 @@ impl NftSocket {
                 .sock
                 .recv_from_full()
                 .map_err(io("receive batch acks"))?;
-            for (hdr_ty, seq, body) in split_msgs(&data) {
-                if hdr_ty != NLMSG_ERROR || body.len() < 4 {
+            for Msg { ty, seq, body, .. } in split_msgs(&data) {
+                if ty != NLMSG_ERROR || body.len() < 4 {
                     continue;
                 }
                 let errno = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
@@ -254,7 +256,9 @@ impl NftSocket {
         Ok(())
     }
 
-    /// Dumps objects (`cmd` is a GET command) filtered by `attrs`.
+    /// Dumps objects (`cmd` is a GET command) filtered by `attrs`. A dump
+    /// that raced with a ruleset change (the kernel flags it
+    /// NLM_F_DUMP_INTR, and entries may be missing) is repeated.
     pub fn dump(
         &mut self,
         cmd: u16,
@@ -262,6 +266,23 @@ impl NftSocket {
         attrs: &Attrs,
         op: &str,
     ) -> Result<Vec<Reply>, NftError> {
+        for _ in 0..MAX_DUMP_TRIES {
+            let (replies, interrupted) = self.dump_once(cmd, family, attrs, op)?;
+            if !interrupted {
+                return Ok(replies);
+            }
+        }
+        let e = std::io::Error::from_raw_os_error(libc::EINTR);
+        Err(io(op)(e))
+    }
+
+    fn dump_once(
+        &mut self,
+        cmd: u16,
+        family: u8,
+        attrs: &Attrs,
+        op: &str,
+    ) -> Result<(Vec<Reply>, bool), NftError> {
         let seq = self.next_seq();
         let mut buf = Vec::new();
         push_msg(
@@ -275,27 +296,30 @@ impl NftSocket {
         );
         self.sock.send(&buf, 0).map_err(io(op))?;
         let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let (data, _) = self.sock.recv_from_full().map_err(io(op))?;
-            for (ty, s, body) in split_msgs(&data) {
-                if s != seq {
+            for m in split_msgs(&data) {
+                if m.seq != seq {
                     continue;
                 }
-                match ty {
-                    NLMSG_DONE => return Ok(out),
+                interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
+                match m.ty {
+                    NLMSG_DONE => return Ok((out, interrupted)),
                     NLMSG_ERROR => {
-                        if body.len() < 4 {
+                        if m.body.len() < 4 {
                             return Err(NftError::Malformed { op: op.to_string() });
                         }
-                        let errno = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                        let errno =
+                            i32::from_ne_bytes([m.body[0], m.body[1], m.body[2], m.body[3]]);
                         if errno == 0 {
-                            return Ok(out);
+                            return Ok((out, interrupted));
                         }
                         return Err(io(op)(std::io::Error::from_raw_os_error(-errno)));
                     }
-                    _ if body.len() >= NFGEN_HDRLEN => out.push(Reply {
-                        ty: ty & 0xff,
-                        attrs: body[NFGEN_HDRLEN..].to_vec(),
+                    _ if m.body.len() >= NFGEN_HDRLEN => out.push(Reply {
+                        ty: m.ty & 0xff,
+                        attrs: m.body[NFGEN_HDRLEN..].to_vec(),
                     }),
                     _ => {}
                 }
@@ -304,17 +328,29 @@ impl NftSocket {
     }
 }
 
-/// Splits a receive buffer into `(type, seq, payload after nlmsghdr)`.
-fn split_msgs(mut data: &[u8]) -> Vec<(u16, u32, &[u8])> {
+/// One message of a receive buffer.
+struct Msg<'a> {
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    /// The payload after nlmsghdr.
+    body: &'a [u8],
+}
+
+/// Splits a receive buffer into messages.
+fn split_msgs(mut data: &[u8]) -> Vec<Msg<'_>> {
     let mut out = Vec::new();
     while data.len() >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
         if len < NLMSG_HDRLEN || len > data.len() {
             break;
         }
-        let ty = u16::from_ne_bytes([data[4], data[5]]);
-        let seq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
-        out.push((ty, seq, &data[NLMSG_HDRLEN..len]));
+        out.push(Msg {
+            ty: u16::from_ne_bytes([data[4], data[5]]),
+            flags: u16::from_ne_bytes([data[6], data[7]]),
+            seq: u32::from_ne_bytes([data[8], data[9], data[10], data[11]]),
+            body: &data[NLMSG_HDRLEN..len],
+        });
         let adv = (len + 3) & !3;
         data = &data[adv.min(data.len())..];
     }
@@ -362,7 +398,8 @@ mod tests {
         assert_eq!(&buf[18..20], &[0, 10]);
         let msgs = split_msgs(&buf);
         assert_eq!(msgs.len(), 1);
-        assert_eq!(msgs[0].0, 0x0a06);
-        assert_eq!(msgs[0].1, 9);
+        assert_eq!(msgs[0].ty, 0x0a06);
+        assert_eq!(msgs[0].flags, NLM_F_REQUEST);
+        assert_eq!(msgs[0].seq, 9);
     }
 }
