@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
@@ -68,6 +68,8 @@ pub struct RouteEntry {
     pub oif: Option<u32>,
 }
 
+const MAX_DUMP_TRIES: usize = 20;
+
 pub struct Rtnl {
     sock: Socket,
     seq: u32,
@@ -91,12 +93,29 @@ impl Rtnl {
     }
 
     /// Sends one request and collects replies until the ACK or end of dump.
+    /// A dump the kernel flags as interrupted by a concurrent change (it may
+    /// miss entries) is repeated.
     fn request(
         &mut self,
         op: &str,
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+        for _ in 0..MAX_DUMP_TRIES {
+            let (replies, interrupted) = self.request_once(op, msg.clone(), flags)?;
+            if !interrupted {
+                return Ok(replies);
+            }
+        }
+        Err(kernel(op)(std::io::Error::from_raw_os_error(libc::EINTR)))
+    }
+
+    fn request_once(
+        &mut self,
+        op: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(Vec<RouteNetlinkMessage>, bool), NetError> {
         self.seq += 1;
         let mut header = NetlinkHeader::default();
         // Non-dump requests ask for an ACK so every exchange has a clear end.
@@ -113,6 +132,7 @@ impl Rtnl {
         nl.serialize(&mut buf);
         self.sock.send(&buf, 0).map_err(kernel(op))?;
         let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let (data, _) = self.sock.recv_from_full().map_err(kernel(op))?;
             let mut off = 0;
@@ -130,10 +150,11 @@ impl Rtnl {
                 if reply.header.sequence_number != self.seq {
                     continue;
                 }
+                interrupted |= reply.header.flags & NLM_F_DUMP_INTR != 0;
                 match reply.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Done(_) => return Ok((out, interrupted)),
                     NetlinkPayload::Error(e) => match e.code {
-                        None => return Ok(out),
+                        None => return Ok((out, interrupted)),
                         Some(c) => {
                             return Err(kernel(op)(std::io::Error::from_raw_os_error(-c.get())))
                         }
