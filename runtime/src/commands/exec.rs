@@ -60,6 +60,7 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         .with_process(Some(&process_file.path))
         .with_ignore_paused(args.ignore_paused)
         .with_sub_cgroup(args.cgroup.clone())
+        .with_process_label(args.process_label.clone())
         .build()
         .with_context(|| format!("failed to exec in container {id:?}"))?;
     drop(process_file);
