@@ -13,6 +13,7 @@ pub const TABLE: &str = "polis";
 
 const NEWTABLE: u16 = 0;
 const NEWCHAIN: u16 = 3;
+const GETCHAIN: u16 = 4;
 const NEWRULE: u16 = 6;
 const GETRULE: u16 = 7;
 const DELRULE: u16 = 8;
@@ -21,6 +22,12 @@ const RULE_CHAIN: u16 = 2;
 const RULE_HANDLE: u16 = 3;
 const RULE_EXPRESSIONS: u16 = 4;
 const RULE_USERDATA: u16 = 7;
+const CHAIN_TABLE: u16 = 1;
+const CHAIN_NAME: u16 = 3;
+const CHAIN_HOOK: u16 = 4;
+const CHAIN_TYPE: u16 = 7;
+const HOOK_HOOKNUM: u16 = 1;
+const HOOK_PRIORITY: u16 = 2;
 /// NFTNL_UDATA_RULE_COMMENT: shown by `nft list` as `comment "..."`.
 const UDATA_COMMENT: u8 = 0;
 
@@ -60,7 +67,13 @@ impl NftFirewall {
         })
     }
 
-    fn table_and_chains(family: Family, out: &mut Vec<BatchMsg>) {
+    /// Creates our table and those of its chains not in `present`.
+    ///
+    /// A NEWCHAIN for a chain that already exists is an update, which the
+    /// kernel frees only after an RCU grace period; closing the socket then
+    /// waits for that (5-10 ms). Existing chains are therefore left alone.
+    /// NEWTABLE of an existing table without flags changes nothing.
+    fn table_and_chains(family: Family, present: &[Chain], out: &mut Vec<BatchMsg>) {
         let mut t = Attrs::default();
         t.put_str(1, TABLE);
         out.push(BatchMsg {
@@ -70,15 +83,17 @@ impl NftFirewall {
             attrs: t,
             what: format!("create table {TABLE}"),
         });
-        for chain in Chain::ALL {
+        for chain in Chain::ALL.into_iter().filter(|c| !present.contains(c)) {
             let (hook, prio) = chain.hook();
             let mut c = Attrs::default();
-            c.put_str(1, TABLE).put_str(3, chain.name());
-            c.nest(4, |h| {
-                h.put_be32(1, hook).put_be32(2, prio as u32);
+            c.put_str(CHAIN_TABLE, TABLE)
+                .put_str(CHAIN_NAME, chain.name());
+            c.nest(CHAIN_HOOK, |h| {
+                h.put_be32(HOOK_HOOKNUM, hook)
+                    .put_be32(HOOK_PRIORITY, prio as u32);
             });
             c.put_be32(5, 1); // policy accept
-            c.put_str(7, "nat");
+            c.put_str(CHAIN_TYPE, "nat");
             out.push(BatchMsg {
                 cmd: NEWCHAIN,
                 flags: NLM_F_CREATE,
@@ -87,6 +102,44 @@ impl NftFirewall {
                 what: format!("create chain {TABLE} {}", chain.name()),
             });
         }
+    }
+
+    /// Our base chains that exist in `family` as we create them. A chain of
+    /// that name with another hook, priority or type counts as missing, so
+    /// the NEWCHAIN sent for it fails as it always did.
+    fn present_chains(&mut self, family: Family) -> Result<Vec<Chain>, NftError> {
+        let op = "list chains";
+        let replies = match self
+            .sock
+            .dump(GETCHAIN, family.nfproto(), &Attrs::default(), op)
+        {
+            Ok(r) => r,
+            Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for r in replies {
+            let (mut table, mut name, mut kind, mut hook) =
+                (String::new(), String::new(), String::new(), None);
+            for (ty, data) in parse_attrs(&r.attrs) {
+                match ty {
+                    CHAIN_TABLE => table = cstr(data),
+                    CHAIN_NAME => name = cstr(data),
+                    CHAIN_TYPE => kind = cstr(data),
+                    CHAIN_HOOK => hook = hook_of(data),
+                    _ => {}
+                }
+            }
+            if table != TABLE || kind != "nat" {
+                continue;
+            }
+            out.extend(
+                Chain::ALL
+                    .into_iter()
+                    .find(|c| c.name() == name && hook == Some(c.hook())),
+            );
+        }
+        Ok(out)
     }
 
     /// Lists (chain, handle, tag) of our rules in one family.
@@ -125,6 +178,41 @@ impl NftFirewall {
         Ok(out)
     }
 
+    /// One transaction adding `rules`; with `look`, chains that already
+    /// exist are not sent again.
+    fn add_once(&mut self, tag: &str, rules: &[RuleSpec], look: bool) -> Result<(), NftError> {
+        let mut msgs = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let mine: Vec<&RuleSpec> = rules.iter().filter(|r| r.family == family).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let present = if look {
+                self.present_chains(family)?
+            } else {
+                vec![]
+            };
+            if present.len() < Chain::ALL.len() {
+                Self::table_and_chains(family, &present, &mut msgs);
+            }
+            for r in mine {
+                let mut a = Attrs::default();
+                a.put_str(RULE_TABLE, TABLE)
+                    .put_str(RULE_CHAIN, r.chain.name());
+                a.put(RULE_EXPRESSIONS | wire::NLA_F_NESTED, &encode(r).0);
+                a.put(RULE_USERDATA, &comment_udata(tag));
+                msgs.push(BatchMsg {
+                    cmd: NEWRULE,
+                    flags: NLM_F_CREATE | NLM_F_APPEND,
+                    family: family.nfproto(),
+                    attrs: a,
+                    what: format!("add rule for {tag} to chain {}", r.chain.name()),
+                });
+            }
+        }
+        self.sock.batch(&msgs)
+    }
+
     fn remove_once(&mut self, doomed: &dyn Fn(&str) -> bool) -> Result<usize, NftError> {
         let mut msgs = Vec::new();
         for family in [Family::V4, Family::V6] {
@@ -155,6 +243,20 @@ fn cstr(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..end]).into_owned()
 }
 
+/// (hook number, priority) of an NFTA_CHAIN_HOOK nest.
+fn hook_of(nest: &[u8]) -> Option<(u32, i32)> {
+    let (mut num, mut prio) = (None, None);
+    for (ty, data) in parse_attrs(nest) {
+        let v = <[u8; 4]>::try_from(data).ok().map(u32::from_be_bytes);
+        match ty {
+            HOOK_HOOKNUM => num = v,
+            HOOK_PRIORITY => prio = v.map(|p| p as i32),
+            _ => {}
+        }
+    }
+    Some((num?, prio?))
+}
+
 fn comment_of(udata: &[u8]) -> Option<String> {
     let mut i = 0;
     while i + 2 <= udata.len() {
@@ -178,29 +280,13 @@ fn comment_udata(tag: &str) -> Vec<u8> {
 
 impl Firewall for NftFirewall {
     fn add(&mut self, tag: &str, rules: &[RuleSpec]) -> Result<(), NftError> {
-        let mut msgs = Vec::new();
-        for family in [Family::V4, Family::V6] {
-            let mine: Vec<&RuleSpec> = rules.iter().filter(|r| r.family == family).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            Self::table_and_chains(family, &mut msgs);
-            for r in mine {
-                let mut a = Attrs::default();
-                a.put_str(RULE_TABLE, TABLE)
-                    .put_str(RULE_CHAIN, r.chain.name());
-                a.put(RULE_EXPRESSIONS | wire::NLA_F_NESTED, &encode(r).0);
-                a.put(RULE_USERDATA, &comment_udata(tag));
-                msgs.push(BatchMsg {
-                    cmd: NEWRULE,
-                    flags: NLM_F_CREATE | NLM_F_APPEND,
-                    family: family.nfproto(),
-                    attrs: a,
-                    what: format!("add rule for {tag} to chain {}", r.chain.name()),
-                });
-            }
+        // The chains may vanish between listing and batch (someone deleted
+        // the table): the rules then fail with ENOENT and everything is
+        // created in a second batch.
+        match self.add_once(tag, rules, true) {
+            Err(e) if e.errno() == Some(libc::ENOENT) => self.add_once(tag, rules, false),
+            other => other,
         }
-        self.sock.batch(&msgs)
     }
 
     fn remove(&mut self, doomed: &dyn Fn(&str) -> bool) -> Result<usize, NftError> {
