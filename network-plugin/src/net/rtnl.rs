@@ -246,6 +246,13 @@ impl Rtnl {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
             peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
+        // One queue each way, as the kernel ends up with anyway: without the
+        // explicit counts veth is born with one queue per CPU and then cut
+        // to one, and each cut waits for an RCU grace period (~1 ms each).
+        for m in [&mut msg, &mut peer_msg] {
+            m.attributes.push(LinkAttribute::NumTxQueues(1));
+            m.attributes.push(LinkAttribute::NumRxQueues(1));
+        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
