@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +119,7 @@ impl Store for DiskStore {
         };
         f.write_all(owner.encode().as_bytes()).map_err(io_err(&p))?;
         let last = self.last_path(set);
-        fs::write(&last, ip.to_string()).map_err(io_err(&last))?;
+        overwrite(&last, ip.to_string().as_bytes()).map_err(io_err(&last))?;
         Ok(true)
     }
 
@@ -160,6 +161,20 @@ impl Store for DiskStore {
             Err(e) => Err(io_err(&p)(e)),
         }
     }
+}
+
+/// Replaces the content of a small file in place. Truncating it to zero
+/// first (as `fs::write` does) frees its block, and on a filesystem mounted
+/// with `discard` that waits for the disk (0.2-4 ms measured here); shrinking
+/// to the new length keeps the block. Readers hold the store lock too.
+fn overwrite(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    f.write_all_at(data, 0)?;
+    f.set_len(data.len() as u64)
 }
 
 /// In-memory store for unit tests of the allocator.
@@ -219,5 +234,20 @@ mod tests {
         s.release(ip).unwrap();
         s.release(ip).unwrap();
         assert!(!s.is_allocated(ip).unwrap());
+    }
+
+    #[test]
+    fn last_reserved_is_rewritten_exactly_when_it_gets_shorter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let mut s = DiskStore::open(tmp.path(), "net").unwrap();
+        for ip in ["10.0.0.200", "10.0.0.3"] {
+            assert!(s.reserve(ip.parse().unwrap(), &owner, 1).unwrap());
+            let last = fs::read_to_string(tmp.path().join("net/last_reserved_ip.1")).unwrap();
+            assert_eq!(last, ip);
+        }
     }
 }
