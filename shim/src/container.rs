@@ -85,15 +85,8 @@ pub fn read_runtime_file(bundle: &Path) -> Option<(PathBuf, PathBuf)> {
 
 fn mount_rootfs(req: &CreateTaskRequest, rootfs: &Path) -> Result<()> {
     for m in &req.rootfs {
-        containerd_shim::mount::mount_rootfs(
-            Some(m.type_.as_str()).filter(|t| !t.is_empty()),
-            Some(m.source.as_str()).filter(|s| !s.is_empty()),
-            &m.options,
-            rootfs,
-        )
-        .map_err(|e| {
-            TaskError::Internal(format!("mount {} on {}: {e}", m.source, rootfs.display()))
-        })?;
+        crate::mount::mount_one(&m.type_, &m.source, &m.options, rootfs)
+            .map_err(|e| TaskError::Internal(e.to_string()))?;
     }
     Ok(())
 }

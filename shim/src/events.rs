@@ -31,6 +31,12 @@ impl Events {
         Self { tx }
     }
 
+    /// Events that go to `tx` instead of containerd (tests).
+    #[cfg(test)]
+    pub fn from_sender(tx: Sender<Event>) -> Self {
+        Self { tx }
+    }
+
     /// Queues an event; events leave in the order they are queued.
     pub fn send(&self, topic: &'static str, event: impl MessageDyn + 'static) {
         let _ = self.tx.send((topic, Box::new(event)));

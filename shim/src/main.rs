@@ -5,18 +5,40 @@ mod error;
 mod events;
 mod io;
 mod monitor;
+mod mount;
 mod oom;
 mod process;
 mod runtime;
+mod seccomp;
 mod service;
+mod start;
 mod stats;
 mod task;
 
+const RUNTIME_ID: &str = "io.containerd.polis.v2";
+
 fn main() {
-    let config = containerd_shim::Config {
-        // Exits are reaped by our own monitor, which hands runtime commands their status.
-        no_reaper: true,
-        ..Default::default()
+    let args: Vec<_> = std::env::args_os().collect();
+    let flags = match containerd_shim::parse(&args[1..]) {
+        Ok(f) => f,
+        Err(e) => fail(anyhow::anyhow!("{e}")),
     };
-    containerd_shim::run::<service::Service>("io.containerd.polis.v2", Some(config));
+    if flags.version {
+        println!("{RUNTIME_ID} {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let res = match flags.action.as_str() {
+        "start" => start::start(&flags),
+        "delete" => service::delete(&flags),
+        "" => service::serve(&flags),
+        other => Err(anyhow::anyhow!("unknown action {other}")),
+    };
+    if let Err(e) = res {
+        fail(e);
+    }
+}
+
+fn fail(e: anyhow::Error) -> ! {
+    eprintln!("{RUNTIME_ID}: {e:#}");
+    std::process::exit(1);
 }

@@ -1,15 +1,26 @@
-//! The shim process: the `start` and `delete` subcommands, and the setup of the task
-//! service (exit monitor, events) when containerd runs us as a server.
+//! The shim process's three lives: `start` (start.rs), `delete` (clean up after a dead shim)
+//! and the ttrpc server containerd talks to.
+//!
+//! The server registers the Task service under both `containerd.task.v2.Task` (containerd
+//! 1.6/1.7) and `containerd.task.v3.Task` (containerd 2.x): the messages are the same.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use anyhow::{bail, Context, Result};
 use containerd_shim::api::DeleteResponse;
-use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::shim::oci::Options;
+use containerd_shim::protos::ttrpc::{MethodHandler, Server};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
-use containerd_shim::{Config, Error, ExitSignal, Flags, StartOpts};
+use containerd_shim::{ExitSignal, Flags};
 
 use crate::container::{read_runtime_file, runtime_binary, runtime_root, unmount_rootfs};
 use crate::events::Events;
@@ -23,13 +34,6 @@ pub const GROUP_KEYS: [&str; 2] = [
     "io.kubernetes.cri.sandbox-id",
 ];
 
-pub struct Service {
-    namespace: String,
-    id: String,
-    bundle: PathBuf,
-    exit: Arc<ExitSignal>,
-}
-
 /// The shim (and socket) a container belongs to: its group annotation, else its own id.
 pub fn grouping(spec: &serde_json::Value, id: &str) -> String {
     GROUP_KEYS
@@ -39,85 +43,123 @@ pub fn grouping(spec: &serde_json::Value, id: &str) -> String {
         .to_string()
 }
 
-fn read_spec(bundle: &Path) -> serde_json::Value {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default()
+fn bundle_of(flags: &Flags) -> PathBuf {
+    if flags.bundle.is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        PathBuf::from(&flags.bundle)
+    }
 }
 
-impl containerd_shim::Shim for Service {
-    type T = TaskService;
-
-    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
-        let bundle = if args.bundle.is_empty() {
-            std::env::current_dir().unwrap_or_default()
-        } else {
-            PathBuf::from(&args.bundle)
-        };
-        Self {
-            namespace: args.namespace.clone(),
-            id: args.id.clone(),
-            bundle,
-            exit: Arc::new(ExitSignal::default()),
+/// `delete`: containerd calls it after a shim died, to remove what the shim left.
+pub fn delete(flags: &Flags) -> Result<()> {
+    let bundle = bundle_of(flags);
+    let (monitor, _others) = Monitor::start().context("watch child exits")?;
+    let (binary, root) = read_runtime_file(&bundle).unwrap_or_else(|| {
+        let o = Options::new();
+        (runtime_binary(&o), runtime_root(&o, &flags.namespace))
+    });
+    let runtime = Runtime::new(binary, root, bundle.join("log.json"), monitor);
+    if let Err(e) = runtime.delete(&flags.id, true) {
+        if !e.message().contains("does not exist") {
+            log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());
         }
     }
+    unmount_rootfs(&bundle);
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut ts = Timestamp::new();
+    ts.seconds = d.as_secs() as i64;
+    ts.nanos = d.subsec_nanos() as i32;
+    let resp = DeleteResponse {
+        pid: 0,
+        exit_status: 128 + libc::SIGKILL as u32,
+        exited_at: MessageField::some(ts),
+        ..Default::default()
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&resp.write_to_bytes()?)?;
+    out.flush()?;
+    Ok(())
+}
 
-    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let group = grouping(&read_spec(&self.bundle), &opts.id);
-        let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
-        write_address(&address)?;
-        Ok(address)
+fn socket_path(address: &str) -> &str {
+    address.strip_prefix("unix://").unwrap_or(address)
+}
+
+/// Binds the shim socket; `None` when a live shim of the same group already serves it.
+fn listen(address: &str) -> Result<Option<UnixListener>> {
+    let path = Path::new(socket_path(address));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     }
-
-    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let (monitor, _others) = Monitor::start().map_err(|e| Error::Other(e.to_string()))?;
-        let default = containerd_shim::protos::shim::oci::Options::new();
-        let (binary, root) = read_runtime_file(&self.bundle).unwrap_or_else(|| {
-            (
-                runtime_binary(&default),
-                runtime_root(&default, &self.namespace),
-            )
-        });
-        let log = self.bundle.join("log.json");
-        let runtime = Runtime::new(binary, root, log, monitor);
-        if let Err(e) = runtime.delete(&self.id, true) {
-            if !e.message().contains("does not exist") {
-                log::warn!("delete of {} in {}: {e}", self.id, self.bundle.display());
+    match UnixListener::bind(path) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if UnixStream::connect(path).is_ok() {
+                return Ok(None);
             }
+            std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
+            Ok(Some(
+                UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?,
+            ))
         }
-        unmount_rootfs(&self.bundle);
-        let mut ts =
-            containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp::new();
-        let d = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        ts.seconds = d.as_secs() as i64;
-        ts.nanos = d.subsec_nanos() as i32;
-        Ok(DeleteResponse {
-            pid: 0,
-            exit_status: 128 + libc::SIGKILL as u32,
-            exited_at: MessageField::some(ts),
-            ..Default::default()
-        })
+        Err(e) => Err(e).with_context(|| format!("bind {}", path.display())),
     }
+}
 
-    fn wait(&mut self) {
-        self.exit.wait();
-    }
+/// The Task service's methods under the v2 and v3 service names.
+fn task_methods(task: TaskService) -> HashMap<String, Box<dyn MethodHandler + Send + Sync>> {
+    let v3 = containerd_shim::protos::shim_sync::create_task(Arc::new(task.clone()));
+    let mut methods = containerd_shim::protos::shim_sync::create_task(Arc::new(task));
+    methods = methods
+        .into_iter()
+        .map(|(k, v)| (k.replace("containerd.task.v3.", "containerd.task.v2."), v))
+        .collect();
+    methods.extend(v3);
+    methods
+}
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
-        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-        let events = Events::start(publisher, address, self.namespace.clone());
-        let (monitor, exits) = match Monitor::start() {
-            Ok(m) => m,
-            Err(e) => {
-                log::error!("cannot watch child exits: {e}");
-                std::process::exit(1);
-            }
-        };
-        TaskService::new(&self.namespace, monitor, exits, events, self.exit.clone())
+/// Tells the `start` process (which reads our stdout until EOF) that we are serving.
+fn signal_started() {
+    // SAFETY: dup2 of our own standard fds.
+    unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
+}
+
+/// The server: the shim's long life.
+pub fn serve(flags: &Flags) -> Result<()> {
+    if flags.socket.is_empty() || flags.namespace.is_empty() {
+        bail!("the server needs -socket and -namespace (id {})", flags.id);
     }
+    // SAFETY: prctl and signal with constant arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    let Some(listener) = listen(&flags.socket)? else {
+        write_address(&flags.socket)?;
+        signal_started();
+        return Ok(());
+    };
+    let (monitor, exits) = Monitor::start().context("watch child exits")?;
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
+    let publisher = RemotePublisher::new(&ttrpc_address)
+        .with_context(|| format!("connect to containerd at {ttrpc_address}"))?;
+    let events = Events::start(publisher, ttrpc_address, flags.namespace.clone());
+    let exit = Arc::new(ExitSignal::default());
+    let task = TaskService::new(&flags.namespace, monitor, exits, events, exit.clone());
+    let mut server = Server::new()
+        .add_listener(listener.into_raw_fd())?
+        .register_service(task_methods(task));
+    server.start()?;
+    signal_started();
+    crate::seccomp::confine_if_enabled();
+    exit.wait();
+    server.shutdown();
+    let _ = std::fs::remove_file(socket_path(&flags.socket));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -134,5 +176,21 @@ mod tests {
         let sandbox = json!({"annotations": {"io.kubernetes.cri.sandbox-id": "sb"}});
         assert_eq!(grouping(&sandbox, "c1"), "sb");
         assert_eq!(grouping(&json!({}), "c1"), "c1");
+    }
+
+    #[test]
+    fn task_service_answers_under_v2_and_v3() {
+        let (monitor, exits) = Monitor::start().unwrap();
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let events = Events::from_sender(tx);
+        let task = TaskService::new("ns", monitor, exits, events, Default::default());
+        let methods = task_methods(task);
+        for name in [
+            "/containerd.task.v2.Task/Create",
+            "/containerd.task.v3.Task/Wait",
+        ] {
+            assert!(methods.contains_key(name), "{name} missing");
+        }
+        assert_eq!(methods.len(), 2 * 17);
     }
 }
