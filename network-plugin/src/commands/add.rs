@@ -80,9 +80,11 @@ fn attach(
             ..ip.clone()
         })
         .collect();
-    // NAT goes first: closing the nftables socket waits for the kernel to
-    // free the transaction (an RCU grace period, ~10 ms). Kept open while the
-    // links are built, that wait has passed by the time it is dropped.
+    // Closing the nftables socket waits until the kernel has freed any
+    // transaction object that needs an RCU grace period (~5-10 ms). ADD's
+    // batch leaves none (only new rules; existing chains are not re-sent),
+    // but one from a concurrent DEL may be pending: keeping the socket open
+    // while the links are built lets that wait pass meanwhile.
     let _nat = install_nat(conf, args, &ips)?;
     let (br, host) = attach_host_side(rtnl, args, conf, ns, host_name, &ips)?;
     let ns_path = Path::new(&args.netns);
