@@ -370,3 +370,42 @@ fn json_log_carries_the_last_error_for_containerd() {
     // Like runc, the error also reaches stderr when the log goes to a file.
     assert!(stderr(&o).contains("polis-no-such"));
 }
+
+#[test]
+fn run_keep_leaves_a_stopped_container_and_preserve_fds_passes_fds() {
+    use std::os::unix::process::CommandExt;
+    for rt in both() {
+        let c = Container::new(&rt, "keep", &["/bin/sh", "-c", "cat <&3"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passed");
+        std::fs::write(&file, "through fd 3\n").unwrap();
+        let f = std::fs::File::open(&file).unwrap();
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
+        let mut cmd = rt.command();
+        cmd.args([
+            "run",
+            "--keep",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            c.bundle_path(),
+            &c.id,
+        ]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // dup2 onto itself would keep close-on-exec, so clear it explicitly.
+                if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let o = polis_integration::runtime::run_captured(&mut cmd);
+        assert!(o.status.success(), "{}: {}", rt.name, stderr(&o));
+        assert_eq!(stdout(&o), "through fd 3\n", "{}", rt.name);
+        assert_eq!(rt.state(&c.id)["status"], "stopped", "{}", rt.name);
+        rt.ok(&["delete", &c.id]);
+        c.assert_clean();
+    }
+}

@@ -143,7 +143,8 @@ fn no_host_fd_leaks_into_the_container() {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 7) < 0 {
+            // dup2 onto itself would keep close-on-exec, so clear it explicitly.
+            if libc::dup2(raw, 7) < 0 || libc::fcntl(7, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -238,4 +239,32 @@ fn hook_timeout_fails_create_and_leaves_nothing() {
     assert!(start.elapsed().as_secs() < 20, "timeout not honoured");
     assert!(stderr(&o).contains(&c.id), "{}", stderr(&o));
     c.assert_clean();
+}
+
+#[test]
+fn container_side_hooks_run_in_the_container() {
+    // createContainer and startContainer run inside the container's namespaces (the hostname is
+    // the container's); startContainer runs after pivot_root, so its /tmp is the rootfs's.
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "inhooks", &["/bin/true"]);
+    c.bundle
+        .edit(|s| {
+            s["hooks"] = json!({
+                // createContainer runs before pivot_root: its paths are still the host's.
+                "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
+                    format!("hostname > {}/create-hook", c.bundle_path())]}],
+                "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo start > /tmp/start-hook"]}],
+            });
+        })
+        .unwrap();
+    let o = c.run();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tmp = c.bundle.rootfs().join("tmp");
+    let created = c.bundle.path().join("create-hook");
+    assert_eq!(std::fs::read_to_string(created).unwrap(), "polis\n");
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("start-hook")).unwrap(),
+        "start\n"
+    );
+    c.finish();
 }

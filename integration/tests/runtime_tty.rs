@@ -96,3 +96,22 @@ fn recv_fd(stream: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
     }
     panic!("no fd received on the console socket");
 }
+
+#[test]
+fn exec_with_a_terminal_in_the_foreground() {
+    let script = polis_integration::require_tool("script");
+    let rt = Runtime::polis();
+    let c = Container::new(&rt, "exectty", &["/bin/sleep", "1000"]);
+    c.create();
+    rt.ok(&["start", &c.id]);
+    let inner = format!(
+        "{} --root {} exec -t {} /bin/sh -c '[ -t 0 ] && echo exec-on-tty; exit 4'",
+        rt.bin.display(),
+        rt.root().display(),
+        c.id
+    );
+    let o = run_captured(Command::new(script).args(["-qec", &inner, "/dev/null"]));
+    assert_eq!(o.status.code(), Some(4), "{} {}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("exec-on-tty"), "{}", stdout(&o));
+    c.finish();
+}

@@ -56,7 +56,9 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         .with_preserved_fds(args.preserve_fds)
         .validate_id()?
         .as_tenant()
-        .with_detach(args.detach)
+        // libcontainer's "detach" only decides whether a console socket is expected; in the
+        // foreground with a terminal we hold the socket ourselves.
+        .with_detach(args.detach || console_socket.is_some())
         .with_process(Some(&process_file.path))
         .with_ignore_paused(args.ignore_paused)
         .with_sub_cgroup(args.cgroup.clone())
