@@ -10,4 +10,5 @@ pub mod fsutil;
 pub mod mounts;
 pub mod service;
 pub mod snapshotter;
+pub mod stage;
 pub mod store;

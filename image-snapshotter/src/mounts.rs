@@ -36,6 +36,10 @@ impl Layout {
     pub fn snapshots(&self) -> PathBuf {
         self.root.join("snapshots")
     }
+    /// Directories made ahead for new snapshots (see `stage`).
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
     pub fn dir(&self, id: u64) -> PathBuf {
         self.snapshots().join(id.to_string())
     }

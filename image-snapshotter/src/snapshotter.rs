@@ -19,6 +19,7 @@ use crate::filter::{Fields, Filter};
 use crate::flatten::ensure_flat;
 use crate::fsutil::{copy_tree, disk_usage, mkdir_mode, remove_tree};
 use crate::mounts::{native_mounts, overlay_mounts, plan_lowers, Layout};
+use crate::stage::StagePool;
 use crate::store::{Chain, Kind, Record, Store};
 
 pub struct Snapshotter {
@@ -29,6 +30,7 @@ pub struct Snapshotter {
     flatten_lock: Mutex<()>,
     temp_seq: AtomicU64,
     deleter: Deleter,
+    stage: StagePool,
 }
 
 /// One background thread deleting removed snapshots' directories, in order.
@@ -91,12 +93,13 @@ impl Snapshotter {
         }
         let store = Store::open(&root.join("metadata.db"))?;
         Snapshotter {
-            layout,
+            layout: layout.clone(),
             store,
             backend,
             flatten_lock: Mutex::new(()),
             temp_seq: AtomicU64::new(0),
             deleter: Deleter::start(),
+            stage: StagePool::start(&layout.staging(), matches!(backend, Backend::Overlay(_)))?,
         }
         .recovered()
     }
@@ -201,30 +204,18 @@ impl Snapshotter {
         result
     }
 
-    /// Builds the new snapshot's directory under a temporary name.
+    /// The new snapshot's directory under a temporary name, filled from its parent.
     fn stage_dir(&self, kind: Kind, chain: &Chain) -> Result<PathBuf> {
-        let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
-        let staged = self
-            .layout
-            .snapshots()
-            .join(format!("new-{}-{seq}", std::process::id()));
-        remove_tree(&staged)?;
-        mkdir_mode(&staged, 0o700)?;
+        let overlay = matches!(self.backend, Backend::Overlay(_));
+        let staged = self.stage.take(overlay && kind == Kind::Active)?;
         let fill = || -> Result<()> {
-            let fs_dir = staged.join("fs");
-            mkdir_mode(&fs_dir, 0o755)?;
             let Some(&parent) = chain.parent_ids.first() else {
-                if matches!(self.backend, Backend::Overlay(_)) && kind == Kind::Active {
-                    mkdir_mode(&staged.join("work"), 0o711)?;
-                }
                 return Ok(());
             };
+            let fs_dir = staged.join("fs");
             match self.backend {
+                // The new layer's root must look like its parent's to the container.
                 Backend::Overlay(_) => {
-                    if kind == Kind::Active {
-                        mkdir_mode(&staged.join("work"), 0o711)?;
-                    }
-                    // The new layer's root must look like its parent's to the container.
                     let upper = self.layout.upper(parent);
                     let md = fs::metadata(&upper).at("stat parent", &upper)?;
                     std::os::unix::fs::lchown(&fs_dir, Some(md.uid()), Some(md.gid()))

@@ -307,9 +307,23 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
     left.sort();
     assert_eq!(
         left,
-        ["lock", "metadata.db", "snapshots"],
+        ["lock", "metadata.db", "snapshots", "staging"],
         "root holds more than state"
     );
+    // staging holds only empty directories made ahead for new snapshots
+    for e in fs::read_dir(root.join("staging")).unwrap() {
+        let e = e.unwrap().path();
+        let mut inner: Vec<_> = fs::read_dir(&e)
+            .unwrap()
+            .map(|i| i.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        inner.sort();
+        assert!(
+            inner == ["fs", "work"] || inner == ["fs"],
+            "{e:?}: {inner:?}"
+        );
+        assert_eq!(fs::read_dir(e.join("fs")).unwrap().count(), 0, "{e:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,166 @@
+//! Empty directories ready to become new snapshots, made ahead of time by a background thread.
+//!
+//! Making a snapshot's directory takes two or three `mkdir`s, and on a busy ext4 each one waits
+//! for the journal (measured here: 0.3 ms each, most of a Prepare). Made ahead, a Prepare only
+//! renames one into `snapshots/`. The ready directories live in `root/staging`, outside
+//! `snapshots/`, so Cleanup never sees them; nothing in them is data, so a crash loses nothing
+//! and the next start empties the directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::fsutil::{mkdir_mode, remove_tree};
+
+/// How many directories wait ready: enough for a burst of Prepares (an image's layers are
+/// prepared one after the other, so one or two are used at a time).
+const DEPTH: usize = 4;
+
+/// Makes directories with the layout of a new snapshot: `fs` (and `work` if asked) inside.
+#[derive(Debug, Clone)]
+pub struct Maker {
+    dir: PathBuf,
+    seq: Arc<AtomicU64>,
+}
+
+impl Maker {
+    pub fn make(&self, with_work: bool) -> Result<PathBuf> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let staged = self.dir.join(seq.to_string());
+        let made = (|| {
+            mkdir_mode(&staged, 0o700)?;
+            mkdir_mode(&staged.join("fs"), 0o755)?;
+            if with_work {
+                mkdir_mode(&staged.join("work"), 0o711)?;
+            }
+            Ok(())
+        })();
+        match made {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                remove_tree(&staged)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+pub struct StagePool {
+    maker: Maker,
+    /// Whether the ready directories have a `work` dir (those of overlay's active snapshots).
+    with_work: bool,
+    ready: Mutex<Receiver<PathBuf>>,
+}
+
+impl StagePool {
+    /// Empties `dir` (what an earlier process left) and starts filling it.
+    pub fn start(dir: &Path, with_work: bool) -> Result<StagePool> {
+        remove_tree(dir)?;
+        mkdir_mode(dir, 0o700)?;
+        let maker = Maker {
+            dir: dir.to_path_buf(),
+            seq: Arc::new(AtomicU64::new(0)),
+        };
+        let (tx, rx) = sync_channel(DEPTH);
+        let filler = maker.clone();
+        std::thread::Builder::new()
+            .name("snapshot-stager".into())
+            .spawn(move || loop {
+                match filler.make(with_work) {
+                    // Blocks while DEPTH wait; fails once the pool is dropped.
+                    Ok(staged) => {
+                        if let Err(e) = tx.send(staged) {
+                            let _ = remove_tree(&e.0);
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // Prepare makes its own directories from now on, and reports the error.
+                        tracing::warn!(error = %e, "stopped making snapshot directories ahead");
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| crate::error::Error::io("spawn the stager thread for", dir, e))?;
+        Ok(StagePool {
+            maker,
+            with_work,
+            ready: Mutex::new(rx),
+        })
+    }
+
+    /// A directory for a new snapshot: a ready one if there is one of the right shape, else
+    /// one made now.
+    pub fn take(&self, with_work: bool) -> Result<PathBuf> {
+        if with_work == self.with_work {
+            let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(staged) = ready.try_recv() {
+                return Ok(staged);
+            }
+        }
+        self.maker.make(with_work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn wait_for_entries(dir: &Path, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_dir(dir).unwrap().count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "pool never filled {}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn ready_dirs_have_the_snapshot_layout_and_modes() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("staging");
+        let pool = StagePool::start(&dir, true).unwrap();
+        wait_for_entries(&dir, DEPTH);
+        let a = pool.take(true).unwrap();
+        assert_eq!(a.parent(), Some(dir.as_path()));
+        assert_eq!(mode(&a), 0o700);
+        assert_eq!(mode(&a.join("fs")), 0o755);
+        assert_eq!(mode(&a.join("work")), 0o711);
+        // another shape is made on demand, never taken from the pool
+        let v = pool.take(false).unwrap();
+        assert!(v.join("fs").is_dir() && !v.join("work").exists());
+        let b = pool.take(true).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn start_empties_what_an_earlier_process_left() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("staging");
+        fs::create_dir_all(dir.join("77/fs/junk")).unwrap();
+        let _pool = StagePool::start(&dir, false).unwrap();
+        assert!(!dir.join("77").exists());
+    }
+
+    #[test]
+    fn taking_more_than_ready_still_gives_fresh_dirs() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = StagePool::start(&d.path().join("staging"), false).unwrap();
+        let taken: std::collections::HashSet<_> =
+            (0..3 * DEPTH).map(|_| pool.take(false).unwrap()).collect();
+        assert_eq!(taken.len(), 3 * DEPTH);
+        assert!(taken.iter().all(|p| p.join("fs").is_dir()));
+    }
+}
