@@ -267,7 +267,7 @@ impl NftSocket {
         op: &str,
     ) -> Result<Vec<Reply>, NftError> {
         for _ in 0..MAX_DUMP_TRIES {
-            let (replies, interrupted) = self.dump_once(cmd, family, attrs, op)?;
+            let (replies, interrupted) = self.exchange(cmd, NLM_F_DUMP, family, attrs, op)?;
             if !interrupted {
                 return Ok(replies);
             }
@@ -276,9 +276,24 @@ impl NftSocket {
         Err(io(op)(e))
     }
 
-    fn dump_once(
+    /// Gets one object (`cmd` is a GET command, `attrs` name it): its
+    /// reply, or the kernel's error (ENOENT when it does not exist).
+    pub fn get(
         &mut self,
         cmd: u16,
+        family: u8,
+        attrs: &Attrs,
+        op: &str,
+    ) -> Result<Vec<Reply>, NftError> {
+        self.exchange(cmd, NLM_F_ACK, family, attrs, op)
+            .map(|(replies, _)| replies)
+    }
+
+    /// Sends one request and collects its replies until NLMSG_DONE or the ACK.
+    fn exchange(
+        &mut self,
+        cmd: u16,
+        flags: u16,
         family: u8,
         attrs: &Attrs,
         op: &str,
@@ -288,7 +303,7 @@ impl NftSocket {
         push_msg(
             &mut buf,
             (NFNL_SUBSYS_NFTABLES << 8) | cmd,
-            NLM_F_REQUEST | NLM_F_DUMP,
+            NLM_F_REQUEST | flags,
             seq,
             family,
             0,
