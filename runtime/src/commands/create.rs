@@ -12,19 +12,20 @@ use crate::cli::{Create, CreateOpts, GlobalOpts};
 
 pub fn create(args: Create, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
+    check_bundle(&args.opts.bundle)?;
     build_init(&args.opts, g, true)?;
     Ok(0)
 }
 
-/// Builds the init container; on failure removes whatever this call left under `--root`, so a
-/// bad bundle never leaves a half-created container behind.
+/// Builds the init container from a bundle that passed `check_bundle`; on failure removes
+/// whatever this call left under `--root`, so a bad bundle never leaves a half-created
+/// container behind.
 pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Container> {
     let id = &opts.container_id;
     let dir = super::container_dir(g, id)?;
     if dir.exists() {
         bail!("container {id:?} already exists");
     }
-    check_bundle(&opts.bundle)?;
     let result = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(&g.root)
         .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
@@ -49,8 +50,8 @@ pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Con
     }
 }
 
-/// The checks runc makes up front, with errors that name the path at fault.
-fn check_bundle(bundle: &Path) -> Result<()> {
+/// The checks runc makes up front, with errors that name the path at fault; returns the spec.
+pub fn check_bundle(bundle: &Path) -> Result<Spec> {
     let config = bundle.join("config.json");
     if !config.is_file() {
         bail!("bundle {}: config.json not found", bundle.display());
@@ -75,7 +76,7 @@ fn check_bundle(bundle: &Path) -> Result<()> {
     if spec.process().is_none() {
         bail!("{}: process is missing", config.display());
     }
-    Ok(())
+    Ok(spec)
 }
 
 fn remove_leftovers(dir: &Path) {

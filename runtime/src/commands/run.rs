@@ -10,8 +10,14 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
     let mut opts = args.opts;
     let id = opts.container_id.clone();
+    let spec = super::create::check_bundle(&opts.bundle)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     // In the foreground with a terminal and no socket, we own the pty, as runc does.
-    let proxy = if !args.detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
+    let proxy = if !args.detach && opts.console_socket.is_none() && terminal {
         let p = ConsoleProxy::listen(&g.root, &id)?;
         opts.console_socket = Some(p.socket_path().to_path_buf());
         Some(p)
@@ -45,11 +51,4 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
             .with_context(|| format!("failed to delete container {id:?}"))?;
     }
     Ok(code)
-}
-
-fn wants_terminal(bundle: &std::path::Path) -> bool {
-    oci_spec::runtime::Spec::load(bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
 }
