@@ -136,7 +136,8 @@ fn detached_exec_kill_delete(shim: Shim) {
         "{shim:?}: {metrics}"
     );
 
-    ctrd.ctr_ok(&["task", "kill", &id]);
+    // sleep is PID 1 of its namespace and has no SIGTERM handler: only SIGKILL stops it.
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
     wait_until("the task to stop", Duration::from_secs(20), || {
         task_status(&ctrd, &id) == "STOPPED"
     });

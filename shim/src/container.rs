@@ -201,12 +201,12 @@ impl Container {
 
     /// Runs an exec (`exec --detach`) and returns its process with its pid set.
     pub fn start_exec(&self, exec_id: &str, monitor: &Monitor, ns: &str) -> Result<Arc<Process>> {
-        let old = self.process(exec_id)?;
+        let p = self.process(exec_id)?;
         let env = [
             ("CONTAINER_ID", self.id.as_str()),
             ("CONTAINER_NAMESPACE", ns),
         ];
-        let prepared = io::prepare(&old.stdio, monitor, &env)?;
+        let prepared = io::prepare(&p.stdio, monitor, &env)?;
         let pid_file = self.exec_file(exec_id, "pid");
         let opts = ExecOpts {
             process_file: &self.exec_file(exec_id, "json"),
@@ -215,12 +215,11 @@ impl Container {
         };
         self.runtime.exec(&self.id, &opts, prepared.child)?;
         if let Some(console) = prepared.console {
-            console.attach(&old.stdio, &prepared.io)?;
+            console.attach(&p.stdio, &prepared.io)?;
         }
-        // The process now has its IO; replace the placeholder registered by Exec.
-        let p = Arc::new(Process::new(exec_id, old.stdio.clone(), prepared.io));
+        // Waiters may already hold this process: it keeps its identity and gains its IO.
+        p.io.adopt(prepared.io);
         p.set_pid(read_pid(&pid_file)?);
-        self.lock_execs().insert(exec_id.into(), p.clone());
         Ok(p)
     }
 

@@ -55,6 +55,20 @@ pub struct ProcessIo {
 }
 
 impl ProcessIo {
+    /// Takes over what `other` holds (an exec gets its IO only when it starts).
+    pub fn adopt(&self, other: ProcessIo) {
+        let keeper = other
+            .stdin_keeper
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let console = other
+            .console
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        *self.stdin_keeper.lock().unwrap_or_else(|e| e.into_inner()) = keeper;
+        *self.console.lock().unwrap_or_else(|e| e.into_inner()) = console;
+    }
+
     /// CloseIO: the container sees EOF once containerd's writer is closed too.
     pub fn close_stdin(&self) {
         self.stdin_keeper
