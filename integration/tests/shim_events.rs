@@ -1,0 +1,145 @@
+//! containerd-shim-polis-v2: TTY, the order of task events, and TaskOOM, seen through a
+//! private containerd with `ctr events`.
+
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use polis_integration::containerd::{wait_until, Containerd, IMAGE};
+
+const RUNTIME: &str = "io.containerd.polis.v2";
+
+/// `ctr events` in the background; stopped by PID on drop.
+struct EventLog {
+    child: Child,
+}
+
+impl EventLog {
+    fn start(ctrd: &Containerd) -> Self {
+        let child = ctrd
+            .ctr_cmd(&["events"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ctr events");
+        // Give the subscription time to be in place before anything happens.
+        std::thread::sleep(Duration::from_millis(500));
+        Self { child }
+    }
+
+    /// Stops `ctr events` and returns the topics seen for `id`, in order.
+    fn topics_for(mut self, id: &str) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out.lines()
+            .filter(|l| l.contains(id))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn events_arrive_in_lifecycle_order() {
+    let ctrd = Containerd::start("events");
+    let events = EventLog::start(&ctrd);
+    let id = ctrd.id("ordered");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    ctrd.ctr_ok(&["task", "exec", "--exec-id", "x1", &id, "true"]);
+    ctrd.ctr_ok(&["task", "pause", &id]);
+    ctrd.ctr_ok(&["task", "resume", &id]);
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        ctrd.ctr_ok(&["task", "ls"]).contains("STOPPED")
+    });
+    ctrd.ctr_ok(&["task", "delete", &id]);
+    let topics = events.topics_for(&id);
+    let want = [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/exit",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ];
+    assert_eq!(topics, want, "events for {id}");
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn tty_container_gets_a_terminal() {
+    let ctrd = Containerd::start("tty");
+    polis_integration::require_tool("script");
+    let id = ctrd.id("tty");
+    let cmd = ctrd.ctr_cmd(&["run", "--rm", "-t", "--runtime", RUNTIME, IMAGE, &id]);
+    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.extend(["sh", "-c", "'tty && echo tty-ok'"].map(String::from));
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        out.contains("/dev/pts/"),
+        "no terminal in the container: {out}"
+    );
+    assert!(out.contains("tty-ok"), "{out}");
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_task_oom_is_published() {
+    let ctrd = Containerd::start("oom");
+    let events = EventLog::start(&ctrd);
+    let id = ctrd.id("hog");
+    let o = ctrd.ctr(&[
+        "run",
+        "--rm",
+        "--memory-limit",
+        "16777216",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "x=aaaaaaaa; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{o:?}");
+    let topics = events.topics_for(&id);
+    assert!(
+        topics.iter().any(|t| t == "/tasks/oom"),
+        "no TaskOOM for {id}: {topics:?}"
+    );
+    ctrd.clean_and_check();
+}
