@@ -197,6 +197,11 @@ impl Runtime {
     ) -> Result<Vec<u8>> {
         let command = args.first().cloned().unwrap_or_default();
         let mut cmd = Command::new(&self.binary);
+        // The shim's own cwd is the bundle of the first container of its group, which may
+        // be gone by now: run in this container's bundle (the log's directory).
+        if let Some(dir) = self.log.parent().filter(|d| d.is_dir()) {
+            cmd.current_dir(dir);
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")

@@ -1,0 +1,161 @@
+//! containerd-shim-polis-v2 under faults and load: containerd restarted under running
+//! containers, a shim killed with SIGKILL, containers grouped into one shim, and 20
+//! containers started at once.
+
+use std::time::Duration;
+
+use polis_integration::containerd::{wait_until, Containerd, IMAGE};
+
+const RUNTIME: &str = "io.containerd.polis.v2";
+
+fn task_line(ctrd: &Containerd, id: &str) -> Option<String> {
+    ctrd.ctr_ok(&["task", "ls"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .map(str::to_string)
+}
+
+#[test]
+fn containerd_restart_keeps_containers_and_reconnects() {
+    let mut ctrd = Containerd::start("restart");
+    let id = ctrd.id("survivor");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    let shims = ctrd.shim_pids();
+    assert_eq!(shims.len(), 1);
+
+    ctrd.stop(libc::SIGTERM);
+    assert_eq!(ctrd.shim_pids(), shims, "the shim died with containerd");
+    ctrd.launch();
+
+    let line = task_line(&ctrd, &id).expect("task gone after the restart");
+    assert!(line.contains("RUNNING"), "{line}");
+    let out = ctrd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "after",
+        &id,
+        "echo",
+        "reconnected",
+    ]);
+    assert_eq!(out.trim(), "reconnected");
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        task_line(&ctrd, &id).is_some_and(|l| l.contains("STOPPED"))
+    });
+    ctrd.ctr_ok(&["task", "delete", &id]);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn sigkilled_shim_is_cleaned_up_by_containerd() {
+    let ctrd = Containerd::start("sigkill");
+    let id = ctrd.id("orphan");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    let shims = ctrd.shim_pids();
+    assert_eq!(shims.len(), 1);
+    // SAFETY: kill(2) of the shim our containerd started.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    // containerd sees the shim go, runs `shim delete` (which removes the container) and
+    // drops the task.
+    wait_until(
+        "containerd to drop the task",
+        Duration::from_secs(30),
+        || task_line(&ctrd, &id).is_none_or(|l| l.contains("STOPPED")),
+    );
+    let _ = ctrd.ctr(&["task", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "rm", &id]);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn containers_of_one_group_share_one_shim() {
+    let ctrd = Containerd::start("group");
+    let group = format!("io.containerd.polis.v2.group={}", ctrd.id("pod"));
+    let ids = [ctrd.id("a"), ctrd.id("b")];
+    for id in &ids {
+        ctrd.ctr_ok(&[
+            "run",
+            "-d",
+            "--annotation",
+            &group,
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "sleep",
+            "300",
+        ]);
+    }
+    assert_eq!(ctrd.shim_pids().len(), 1, "one shim for the group");
+    for id in &ids {
+        assert!(task_line(&ctrd, id).is_some_and(|l| l.contains("RUNNING")));
+    }
+    // Removing the first leaves the shim serving the second.
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &ids[0]]);
+    wait_until("a to stop", Duration::from_secs(20), || {
+        task_line(&ctrd, &ids[0]).is_some_and(|l| l.contains("STOPPED"))
+    });
+    ctrd.ctr_ok(&["task", "delete", &ids[0]]);
+    let out = ctrd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "still",
+        &ids[1],
+        "echo",
+        "alive",
+    ]);
+    assert_eq!(out.trim(), "alive");
+    assert_eq!(ctrd.shim_pids().len(), 1);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn twenty_containers_start_concurrently() {
+    let ctrd = Containerd::start("twenty");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let ctrd = &ctrd;
+                s.spawn(move || {
+                    let id = ctrd.id(&format!("c{i}"));
+                    let msg = format!("hello-{i}");
+                    let out = ctrd.ctr_ok(&[
+                        "run",
+                        "--rm",
+                        "--runtime",
+                        RUNTIME,
+                        IMAGE,
+                        &id,
+                        "echo",
+                        &msg,
+                    ]);
+                    assert_eq!(out.trim(), msg);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    ctrd.clean_and_check();
+}
