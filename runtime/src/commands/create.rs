@@ -12,6 +12,7 @@ use crate::cli::{Create, CreateOpts, GlobalOpts};
 
 pub fn create(args: Create, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
+    super::check_id(&args.opts.container_id)?;
     check_bundle(&args.opts.bundle)?;
     build_init(&args.opts, g, true)?;
     Ok(0)

@@ -10,6 +10,7 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
     let mut opts = args.opts;
     let id = opts.container_id.clone();
+    super::check_id(&id)?;
     let spec = super::create::check_bundle(&opts.bundle)?;
     let terminal = spec
         .process()
