@@ -3,10 +3,11 @@
 # run, through one private containerd (the proxy adds a gRPC hop that the built-in one has not):
 #   1. import + unpack of an offline-generated image with $LAYERS layers (ctr images import)
 #   2. Prepare+Commit+Remove cycles per second through containerd's Snapshots API
-# Runs alternate (polis, overlayfs, overlayfs, polis, ...) and the script prints medians and
-# ratios. Needs root, containerd, ctr, umoci, busybox-static.
+# Runs alternate (polis, overlayfs, overlayfs, polis, ...; a rotation with a baseline) and the
+# script prints medians and ratios. Needs root, containerd, ctr, umoci, busybox-static.
 #   ROUNDS=5 LAYERS=24 CYCLES=300 bench/snapshotter.sh
-# PARTS="cycles" (or "import") runs one part only.
+# PARTS="cycles" (or "import") runs one part only. BASELINE=/path/to/an/older/polis-snapshotter
+# adds it as a third contender (`polis-base`) in the same containerd, for before/after figures.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-5} LAYERS=${LAYERS:-24} CYCLES=${CYCLES:-300} PARTS=${PARTS:-import cycles}
@@ -21,12 +22,13 @@ bin=$CARGO_TARGET_DIR/release/polis-snapshotter
 client=$CARGO_TARGET_DIR/release/examples/snapbench
 
 W=$(mktemp -d /tmp/polis-snapbench.XXXXXX)
-snap_pid="" ctrd_pid=""
+snap_pid="" base_pid="" ctrd_pid=""
 cleanup() {
   local rc=$?
   set +e
   if [[ -n $ctrd_pid ]]; then kill "$ctrd_pid" 2>/dev/null; wait "$ctrd_pid" 2>/dev/null; fi
   if [[ -n $snap_pid ]]; then kill "$snap_pid" 2>/dev/null; wait "$snap_pid" 2>/dev/null; fi
+  if [[ -n $base_pid ]]; then kill "$base_pid" 2>/dev/null; wait "$base_pid" 2>/dev/null; fi
   grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$W"
   exit "$rc"
@@ -55,6 +57,13 @@ echo "image: $layers layers, $(du -h "$W/image.tar" | cut -f1)" >&2
 # ---- the snapshotter and a private containerd using it as proxy plugin `polis` ----
 "$bin" --root "$W/snap" --address "$W/snap.sock" --log-level warn &
 snap_pid=$!
+contenders="polis overlayfs" base_plugin=""
+if [[ -n ${BASELINE:-} ]]; then
+  "$BASELINE" --root "$W/base" --address "$W/base.sock" --log-level warn &
+  base_pid=$!
+  contenders="polis overlayfs polis-base"
+  base_plugin=$(printf '[proxy_plugins.polis-base]\n  type = "snapshot"\n  address = "%s"' "$W/base.sock")
+fi
 cat >"$W/config.toml" <<EOF
 version = 2
 root = "$W/ctrd-root"
@@ -67,12 +76,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [proxy_plugins.polis]
   type = "snapshot"
   address = "$W/snap.sock"
+$base_plugin
 EOF
 unshare -m --propagation private sh -c \
   "mount -t tmpfs -o mode=755 polis-run /run && exec containerd --config $W/config.toml" \
   >"$W/containerd.log" 2>&1 &
 ctrd_pid=$!
-for _ in $(seq 100); do [[ -S $W/containerd.sock && -S $W/snap.sock ]] && break; sleep 0.1; done
+for _ in $(seq 100); do
+  [[ -S $W/containerd.sock && -S $W/snap.sock && (-z $base_pid || -S $W/base.sock) ]] && break
+  sleep 0.1
+done
 ctr() { command ctr -a "$W/containerd.sock" -n polis-bench "$@"; }
 
 now() { date +%s%N; }
@@ -94,7 +107,8 @@ import_once() { # $1 snapshotter; prints milliseconds
 
 declare -A imp cyc
 for r in $(seq "$ROUNDS"); do
-  order="polis overlayfs"; ((r % 2 == 0)) && order="overlayfs polis"
+  # each round starts one further along the list: polis overlayfs, overlayfs polis, ...
+  order=$(awk -v r="$r" '{for (i = 0; i < NF; i++) printf "%s ", $((i + r - 1) % NF + 1)}' <<<"$contenders")
   for sn in $order; do
     ms=0 cps=0
     [[ $PARTS == *import* ]] && ms=$(import_once "$sn") && imp[$sn]+="$ms "
@@ -106,13 +120,16 @@ done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
 echo "polis-snapshotter vs containerd overlayfs, $ROUNDS alternating rounds, medians:"
-if [[ $PARTS == *import* ]]; then
-  mi_p=$(med "${imp[polis]}") mi_o=$(med "${imp[overlayfs]}")
-  printf '  import+unpack (%s layers):      polis %6s ms   overlayfs %6s ms   time ratio polis/overlayfs %.2f\n' \
-    "$layers" "$mi_p" "$mi_o" "$(echo "$mi_p / $mi_o" | bc -l)"
-fi
-if [[ $PARTS == *cycles* ]]; then
-  mc_p=$(med "${cyc[polis]}") mc_o=$(med "${cyc[overlayfs]}")
-  printf '  prepare+commit+remove cycles/s: polis %6s      overlayfs %6s      time ratio polis/overlayfs %.2f\n' \
-    "$mc_p" "$mc_o" "$(echo "$mc_o / $mc_p" | bc -l)"
-fi
+for sn in $contenders; do
+  [[ $sn == overlayfs ]] && continue
+  if [[ $PARTS == *import* ]]; then
+    mi_p=$(med "${imp[$sn]}") mi_o=$(med "${imp[overlayfs]}")
+    printf '  %-10s import+unpack (%s layers):      %6s ms   overlayfs %6s ms   time ratio %s/overlayfs %.2f\n' \
+      "$sn" "$layers" "$mi_p" "$mi_o" "$sn" "$(echo "$mi_p / $mi_o" | bc -l)"
+  fi
+  if [[ $PARTS == *cycles* ]]; then
+    mc_p=$(med "${cyc[$sn]}") mc_o=$(med "${cyc[overlayfs]}")
+    printf '  %-10s prepare+commit+remove cycles/s: %6s      overlayfs %6s      time ratio %s/overlayfs %.2f\n' \
+      "$sn" "$mc_p" "$mc_o" "$sn" "$(echo "$mc_o / $mc_p" | bc -l)"
+  fi
+done
