@@ -99,7 +99,11 @@ impl Snapshotter {
             flatten_lock: Mutex::new(()),
             temp_seq: AtomicU64::new(0),
             deleter: Deleter::start(),
-            stage: StagePool::start(&layout.staging(), matches!(backend, Backend::Overlay(_)))?,
+            stage: StagePool::start(
+                &layout.staging(),
+                &layout.snapshots(),
+                matches!(backend, Backend::Overlay(_)),
+            )?,
         }
         .recovered()
     }

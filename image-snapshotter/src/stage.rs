@@ -4,14 +4,18 @@
 //! for the journal (measured here: 0.3 ms each, most of a Prepare). Made ahead, a Prepare only
 //! renames one into `snapshots/`. The ready directories live in `root/staging`, outside
 //! `snapshots/`, so Cleanup never sees them; nothing in them is data, so a crash loses nothing
-//! and the next start empties the directory.
+//! and the next start empties the directory. If `snapshots/` is another file system (a volume
+//! mounted there), a rename cannot cross over: then each Prepare makes its directory inside
+//! `snapshots/` on the spot, as it always did.
 
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir_mode, remove_tree};
 
 /// How many directories wait ready: enough for a burst of Prepares (an image's layers are
@@ -22,13 +26,15 @@ const DEPTH: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Maker {
     dir: PathBuf,
+    /// Before the sequence number: none in `staging/`, a non-id `new-<pid>-` in `snapshots/`.
+    prefix: String,
     seq: Arc<AtomicU64>,
 }
 
 impl Maker {
     pub fn make(&self, with_work: bool) -> Result<PathBuf> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let staged = self.dir.join(seq.to_string());
+        let staged = self.dir.join(format!("{}{seq}", self.prefix));
         let made = (|| {
             mkdir_mode(&staged, 0o700)?;
             mkdir_mode(&staged.join("fs"), 0o755)?;
@@ -55,15 +61,32 @@ pub struct StagePool {
 }
 
 impl StagePool {
-    /// Empties `dir` (what an earlier process left) and starts filling it.
-    pub fn start(dir: &Path, with_work: bool) -> Result<StagePool> {
+    /// Empties `dir` (what an earlier process left) and starts filling it with directories
+    /// that become snapshots by a rename into `snapshots`.
+    pub fn start(dir: &Path, snapshots: &Path, with_work: bool) -> Result<StagePool> {
         remove_tree(dir)?;
         mkdir_mode(dir, 0o700)?;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).at("stat", p);
+        let (tx, rx) = sync_channel(DEPTH);
+        if dev(dir)? != dev(snapshots)? {
+            tracing::info!(snapshots = %snapshots.display(), "snapshots/ is another file system; new snapshot dirs are made on demand there");
+            remove_tree(dir)?;
+            return Ok(StagePool {
+                maker: Maker {
+                    dir: snapshots.to_path_buf(),
+                    prefix: format!("new-{}-", std::process::id()),
+                    seq: Arc::new(AtomicU64::new(0)),
+                },
+                with_work,
+                // the sender is gone: never anything ready
+                ready: Mutex::new(rx),
+            });
+        }
         let maker = Maker {
             dir: dir.to_path_buf(),
+            prefix: String::new(),
             seq: Arc::new(AtomicU64::new(0)),
         };
-        let (tx, rx) = sync_channel(DEPTH);
         let filler = maker.clone();
         std::thread::Builder::new()
             .name("snapshot-stager".into())
@@ -83,7 +106,7 @@ impl StagePool {
                     }
                 }
             })
-            .map_err(|e| crate::error::Error::io("spawn the stager thread for", dir, e))?;
+            .map_err(|e| Error::io("spawn the stager thread for", dir, e))?;
         Ok(StagePool {
             maker,
             with_work,
@@ -107,7 +130,6 @@ impl StagePool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, Instant};
 
@@ -131,7 +153,7 @@ mod tests {
     fn ready_dirs_have_the_snapshot_layout_and_modes() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("staging");
-        let pool = StagePool::start(&dir, true).unwrap();
+        let pool = StagePool::start(&dir, d.path(), true).unwrap();
         wait_for_entries(&dir, DEPTH);
         let a = pool.take(true).unwrap();
         assert_eq!(a.parent(), Some(dir.as_path()));
@@ -150,17 +172,53 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("staging");
         fs::create_dir_all(dir.join("77/fs/junk")).unwrap();
-        let _pool = StagePool::start(&dir, false).unwrap();
+        let _pool = StagePool::start(&dir, d.path(), false).unwrap();
         assert!(!dir.join("77").exists());
     }
 
     #[test]
     fn taking_more_than_ready_still_gives_fresh_dirs() {
         let d = tempfile::tempdir().unwrap();
-        let pool = StagePool::start(&d.path().join("staging"), false).unwrap();
+        let pool = StagePool::start(&d.path().join("staging"), d.path(), false).unwrap();
         let taken: std::collections::HashSet<_> =
             (0..3 * DEPTH).map(|_| pool.take(false).unwrap()).collect();
         assert_eq!(taken.len(), 3 * DEPTH);
         assert!(taken.iter().all(|p| p.join("fs").is_dir()));
+    }
+
+    /// Unmounts on drop, so a failed assertion leaves no mount behind.
+    struct Mounted(PathBuf);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
+    #[test]
+    fn snapshots_on_another_file_system_get_dirs_made_there() {
+        let d = tempfile::tempdir().unwrap();
+        let snapshots = d.path().join("snapshots");
+        fs::create_dir(&snapshots).unwrap();
+        // Tests run as root (as CI does): a tmpfs makes snapshots/ another file system.
+        nix::mount::mount(
+            Some("polis-stage-test"),
+            &snapshots,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let _m = Mounted(snapshots.clone());
+        let staging = d.path().join("staging");
+        let pool = StagePool::start(&staging, &snapshots, true).unwrap();
+        let a = pool.take(true).unwrap();
+        assert_eq!(a.parent(), Some(snapshots.as_path()));
+        assert!(a.join("fs").is_dir() && a.join("work").is_dir());
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.parse::<u64>().is_err(),
+            "{name} looks like a snapshot id"
+        );
+        assert!(!staging.exists(), "nothing is made ahead");
     }
 }
