@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Benchmark of containerd-shim-polis-v2 (+ polis-runc) against containerd's Go runc shim
+# (io.containerd.runc.v2 + runc), in one run, through one private containerd:
+#   1. `ctr run --rm busybox /bin/true` latency, paired runs (polis, runc, runc, polis, ...)
+#   2. RSS and PSS of each shim process with $SLEEPERS sleeping containers per shim type
+# Prints medians and ratios. Needs root, containerd, ctr, runc, umoci, busybox-static.
+#   RUNS=30 SLEEPERS=10 bench/shim.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-30} SLEEPERS=${SLEEPERS:-10}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+for t in containerd ctr runc umoci unshare nsenter /bin/busybox; do
+  command -v "$t" >/dev/null || { echo "bench: needs $t (scripts/install-deps.sh)" >&2; exit 2; }
+done
+
+echo "building (release)..." >&2
+cargo build -q --release -p containerd-shim-polis-v2 -p polis-runc
+W=$(mktemp -d /tmp/polis-shimbench.XXXXXX)
+mkdir -p "$W/bin" "$W/ns"
+ln -s "$CARGO_TARGET_DIR/release/containerd-shim-polis-v2" "$W/bin/"
+ln -s "$CARGO_TARGET_DIR/release/polis-runc" "$W/bin/"
+NS=polis-shimbench
+ctrd_pid=""
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n $ctrd_pid ]]; then
+    for id in $(c containers ls -q 2>/dev/null); do
+      c task kill -s SIGKILL "$id" >/dev/null 2>&1; c task delete -f "$id" >/dev/null 2>&1
+      c containers rm "$id" >/dev/null 2>&1
+    done
+    kill "$ctrd_pid" 2>/dev/null; wait "$ctrd_pid" 2>/dev/null
+  fi
+  for p in $(shim_pids); do kill -9 "$p" 2>/dev/null; done
+  umount "$W/ns/mnt" "$W/ns" 2>/dev/null
+  rmdir /sys/fs/cgroup/*/$NS 2>/dev/null
+  rm -rf "$W"
+  exit "$rc"
+}
+trap cleanup EXIT
+c() { nsenter --mount="$W/ns/mnt" -- ctr -a "$W/containerd.sock" -n $NS "$@"; }
+shim_pids() { pgrep -f -- "-address $W/containerd.sock" || true; }
+
+# ---- busybox image, built offline ----
+L=$W/oci
+umoci init --layout "$L" && umoci new --image "$L:latest"
+umoci unpack --image "$L:latest" "$W/bundle" >/dev/null
+mkdir -p "$W/bundle/rootfs/bin"
+cp /bin/busybox "$W/bundle/rootfs/bin/"
+for a in sh true sleep echo; do ln -s busybox "$W/bundle/rootfs/bin/$a"; done
+umoci repack --image "$L:latest" "$W/bundle" >/dev/null
+umoci config --image "$L:latest" --config.cmd /bin/sh --config.env PATH=/bin \
+  --architecture amd64 --os linux >/dev/null
+umoci gc --layout "$L"
+tar -C "$L" -cf "$W/busybox.tar" oci-layout index.json blobs
+
+# ---- private containerd in a pinned mount namespace with its own /run ----
+mount --bind "$W/ns" "$W/ns" && mount --make-private "$W/ns" && touch "$W/ns/mnt"
+unshare --mount="$W/ns/mnt" --propagation private sh -c 'mount -t tmpfs -o mode=755 polis-run /run'
+cat >"$W/config.toml" <<CFG
+version = 2
+root = "$W/root"
+state = "$W/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$W/containerd.sock"
+[ttrpc]
+  address = "$W/containerd.sock.ttrpc"
+CFG
+PATH="$W/bin:$PATH" nsenter --mount="$W/ns/mnt" -- containerd --config "$W/config.toml" \
+  >"$W/containerd.log" 2>&1 &
+ctrd_pid=$!
+for _ in $(seq 100); do [[ -S $W/containerd.sock ]] && break; sleep 0.1; done
+c images import --base-name docker.io/library/busybox "$W/busybox.tar" >/dev/null
+IMAGE=docker.io/library/busybox:latest
+
+# ---- 1. ctr run --rm latency ----
+now() { date +%s%N; }
+declare -a tp tr
+run_one() { # runtime-flag... ; prints ms
+  local id=$1; shift
+  local t0; t0=$(now)
+  c run --rm "$@" $IMAGE "$id" /bin/true >/dev/null
+  echo $(( ($(now) - t0) / 1000 ))
+}
+echo "ctr run --rm /bin/true, $RUNS paired runs each..." >&2
+for i in $(seq "$RUNS"); do
+  if (( i % 2 )); then
+    tp+=("$(run_one "p$i" --runtime io.containerd.polis.v2)")
+    tr+=("$(run_one "r$i" --runtime io.containerd.runc.v2)")
+  else
+    tr+=("$(run_one "r$i" --runtime io.containerd.runc.v2)")
+    tp+=("$(run_one "p$i" --runtime io.containerd.polis.v2)")
+  fi
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mp=$(median "${tp[@]}") mr=$(median "${tr[@]}")
+printf 'ctr run latency (median of %d, us): polis-shim+polis-runc %d  go-shim+runc %d  ratio %.2f (target <= 0.70)\n' \
+  "$RUNS" "$mp" "$mr" "$(echo "$mp / $mr" | bc -l)"
+
+# ---- 2. memory per shim with sleeping containers ----
+mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
+  local rt=$1 tag=$2
+  for i in $(seq "$SLEEPERS"); do c run -d --runtime "$rt" $IMAGE "$tag$i" sleep 600 >/dev/null; done
+  sleep 1
+  local rss=0 pss=0 n=0
+  for p in $(shim_pids); do
+    rss=$((rss + $(awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup)))
+    pss=$((pss + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup)))
+    n=$((n + 1))
+  done
+  for i in $(seq "$SLEEPERS"); do
+    c task kill -s SIGKILL "$tag$i" >/dev/null; done
+  sleep 1
+  for i in $(seq "$SLEEPERS"); do
+    c task delete "$tag$i" >/dev/null 2>&1 || c task delete -f "$tag$i" >/dev/null 2>&1
+    c containers rm "$tag$i" >/dev/null; done
+  for _ in $(seq 50); do [[ -z $(shim_pids) ]] && break; sleep 0.1; done
+  echo "$((rss / n)) $((pss / n)) $n"
+}
+read -r prss ppss pn < <(mem_of io.containerd.polis.v2 mp)
+read -r rrss rpss rn < <(mem_of io.containerd.runc.v2 mr)
+printf 'shim memory with %d sleeping containers (per shim, KiB): polis RSS %d PSS %d (%d shims)  go RSS %d PSS %d (%d shims)\n' \
+  "$SLEEPERS" "$prss" "$ppss" "$pn" "$rrss" "$rpss" "$rn"
+printf 'ratios polis/go: RSS %.2f  PSS %.2f (target RSS <= 2048 KiB)\n' \
+  "$(echo "$prss / $rrss" | bc -l)" "$(echo "$ppss / $rpss" | bc -l)"
