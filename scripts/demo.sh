@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: a busybox container run by polis-runc from a bundle built offline.
-# Everything it makes lives under one temp dir and one --root, and is removed at the end.
+# The main job. Part 1: a busybox container run by polis-runc directly from a bundle built
+# offline. Part 2 (scripts/demo-containerd.sh): the same through the whole stack — a private
+# containerd with the Polis shim, runtime, snapshotter and CNI plugin.
+# Everything it makes lives under temp dirs and one --root, and is removed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${POLIS_BIN_DIR:-$here/target/release}
@@ -49,3 +51,5 @@ for _ in $(seq 50); do
 done
 "$runc_bin" --root "$root" delete "$id"
 echo "== done: container $id ran and was removed"
+echo
+"$here/scripts/demo-containerd.sh"
