@@ -65,7 +65,7 @@ fn create_start_state_kill_delete() {
 #[test]
 fn kill_defaults_to_sigterm_and_takes_numbers() {
     for rt in both() {
-        let c = Container::new(
+        let c = Container::started(
             &rt,
             "term",
             &[
@@ -74,17 +74,12 @@ fn kill_defaults_to_sigterm_and_takes_numbers() {
                 "trap 'exit 0' TERM; while :; do sleep 0.05; done",
             ],
         );
-        c.create();
-        rt.ok(&["start", &c.id]);
-        rt.wait_status(&c.id, "running");
         std::thread::sleep(Duration::from_millis(200));
         rt.ok(&["kill", &c.id]);
         rt.wait_status(&c.id, "stopped");
         c.finish();
 
-        let c = Container::new(&rt, "num", &["/bin/sleep", "1000"]);
-        c.create();
-        rt.ok(&["start", &c.id]);
+        let c = Container::started(&rt, "num", &["/bin/sleep", "1000"]);
         rt.ok(&["kill", &c.id, "9"]);
         rt.wait_status(&c.id, "stopped");
         c.finish();
@@ -148,10 +143,7 @@ fn list_shows_containers_in_all_formats() {
 #[test]
 fn exec_runs_in_the_container_with_overrides() {
     for rt in both() {
-        let c = Container::new(&rt, "exec", &["/bin/sleep", "1000"]);
-        c.create();
-        rt.ok(&["start", &c.id]);
-        rt.wait_status(&c.id, "running");
+        let c = Container::started(&rt, "exec", &["/bin/sleep", "1000"]);
         let out = rt.ok(&[
             "exec",
             "-e",
@@ -185,9 +177,7 @@ fn exec_runs_in_the_container_with_overrides() {
 #[test]
 fn exec_detached_writes_pid_file() {
     let rt = Runtime::polis();
-    let c = Container::new(&rt, "execd", &["/bin/sleep", "1000"]);
-    c.create();
-    rt.ok(&["start", &c.id]);
+    let c = Container::started(&rt, "execd", &["/bin/sleep", "1000"]);
     let pidfile = c.bundle.path().join("exec.pid");
     rt.ok(&[
         "exec",
@@ -217,10 +207,7 @@ fn exec_detached_writes_pid_file() {
 #[test]
 fn pause_and_resume_freeze_the_cgroup() {
     for rt in both() {
-        let c = Container::new(&rt, "pause", &["/bin/sleep", "1000"]);
-        c.create();
-        rt.ok(&["start", &c.id]);
-        rt.wait_status(&c.id, "running");
+        let c = Container::started(&rt, "pause", &["/bin/sleep", "1000"]);
         rt.ok(&["pause", &c.id]);
         assert_eq!(rt.state(&c.id)["status"], "paused", "{}", rt.name);
         let freezer = std::path::Path::new("/sys/fs/cgroup/freezer")
@@ -245,9 +232,7 @@ fn pause_and_resume_freeze_the_cgroup() {
 #[test]
 fn update_memory_limit_is_seen_in_the_cgroup() {
     for rt in both() {
-        let c = Container::new(&rt, "upd", &["/bin/sleep", "1000"]);
-        c.create();
-        rt.ok(&["start", &c.id]);
+        let c = Container::started(&rt, "upd", &["/bin/sleep", "1000"]);
         rt.ok(&["update", "--memory", "64m", &c.id]);
         let dir = polis_integration::leaks::memory_cgroup_dir(&c.bundle.cgroups_path);
         let file = if dir.join("memory.limit_in_bytes").exists() {
@@ -290,9 +275,7 @@ fn update_memory_limit_is_seen_in_the_cgroup() {
 #[test]
 fn events_stats_reports_memory_and_pids() {
     for rt in both() {
-        let c = Container::new(&rt, "ev", &["/bin/sleep", "1000"]);
-        c.create();
-        rt.ok(&["start", &c.id]);
+        let c = Container::started(&rt, "ev", &["/bin/sleep", "1000"]);
         let ev: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &c.id])).unwrap();
         assert_eq!(ev["type"], "stats", "{}", rt.name);
         assert_eq!(ev["id"], c.id.as_str());

@@ -1,37 +1,17 @@
 //! SCMP_ACT_NOTIFY with listenerPath: polis-runc hands the seccomp notify fd and the container
 //! state to an agent, which answers the container's trapped syscall itself.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use polis_integration::runtime::{stderr, stdout, Container, Runtime};
 use serde_json::json;
 
 /// Receives the state message and the notify fd the runtime sends to the listener.
 fn receive(listener: &UnixListener) -> (serde_json::Value, OwnedFd) {
     let (stream, _) = listener.accept().unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let n = msg.bytes;
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: received just now; nobody else owns it.
-            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let state = serde_json::from_slice(&buf[..n]).expect("state json");
-    (state, fd.expect("notify fd"))
+    let (bytes, fd) = polis_integration::runtime::recv_fd(&stream);
+    (serde_json::from_slice(&bytes).expect("state json"), fd)
 }
 
 /// Answers one notification with `errno` (the agent's decision, not the kernel's).

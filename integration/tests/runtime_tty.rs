@@ -54,7 +54,7 @@ fn create_hands_the_pty_master_to_the_console_socket() {
         &c.id,
     ]);
     let (stream, _) = listener.accept().unwrap();
-    let master = recv_fd(&stream);
+    let (_, master) = polis_integration::runtime::recv_fd(&stream);
     rt.ok(&["start", &c.id]);
     let mut out = String::new();
     let mut f = std::fs::File::from(master);
@@ -75,35 +75,11 @@ fn create_hands_the_pty_master_to_the_console_socket() {
     c.finish();
 }
 
-fn recv_fd(stream: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let mut buf = [0u8; 1024];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the fd was just received and is owned by nobody else.
-            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
-        }
-    }
-    panic!("no fd received on the console socket");
-}
-
 #[test]
 fn exec_with_a_terminal_in_the_foreground() {
     let script = polis_integration::require_tool("script");
     let rt = Runtime::polis();
-    let c = Container::new(&rt, "exectty", &["/bin/sleep", "1000"]);
-    c.create();
-    rt.ok(&["start", &c.id]);
+    let c = Container::started(&rt, "exectty", &["/bin/sleep", "1000"]);
     let inner = format!(
         "{} --root {} exec -t {} /bin/sh -c '[ -t 0 ] && echo exec-on-tty; exit 4'",
         rt.bin.display(),
