@@ -94,9 +94,11 @@ for i in $(seq "$RUNS"); do
   fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+if (( RUNS > 0 )); then
 mp=$(median "${tp[@]}") mr=$(median "${tr[@]}")
-printf 'ctr run latency (median of %d, us): polis-shim+polis-runc %d  go-shim+runc %d  ratio %.2f (target <= 0.70)\n' \
+printf 'ctr run latency (median of %d, microseconds): polis-shim+polis-runc %d  go-shim+runc %d  ratio %.2f (target <= 0.70)\n' \
   "$RUNS" "$mp" "$mr" "$(echo "$mp / $mr" | bc -l)"
+fi
 
 # ---- 2. memory per shim with sleeping containers ----
 mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
@@ -108,6 +110,10 @@ mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
     rss=$((rss + $(awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup)))
     pss=$((pss + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup)))
     n=$((n + 1))
+    if [[ -n ${SMAPS:-} && $n == 1 ]]; then
+      awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {r[name]+=$2} END {for (k in r) print r[k], k}' /proc/$p/smaps | sort -rn | head -8 >&2
+      ls /proc/$p/task | wc -l >&2
+    fi
   done
   for i in $(seq "$SLEEPERS"); do
     c task kill -s SIGKILL "$tag$i" >/dev/null; done
