@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of containerd-shim-polis-v2 (+ polis-runc) against containerd's Go runc shim
 # (io.containerd.runc.v2 + runc), in one run, through one private containerd:
-#   1. `ctr run --rm busybox /bin/true` latency, paired runs (polis, runc, runc, polis, ...)
+#   1. `ctr run --rm busybox /bin/true` latency, rotated runs (polis shim, Go shim + runc, Go shim + polis-runc)
 #   2. RSS and PSS of each shim process with $SLEEPERS sleeping containers per shim type
 # Prints medians and ratios. Needs root, containerd, ctr, runc, umoci, busybox-static.
 #   RUNS=30 SLEEPERS=10 bench/shim.sh
@@ -76,28 +76,32 @@ IMAGE=docker.io/library/busybox:latest
 
 # ---- 1. ctr run --rm latency ----
 now() { date +%s%N; }
-declare -a tp tr
-run_one() { # runtime-flag... ; prints ms
+declare -a tp tr tg
+run_one() { # id runtime-flags... ; prints microseconds
   local id=$1; shift
   local t0; t0=$(now)
   c run --rm "$@" $IMAGE "$id" /bin/true >/dev/null
   echo $(( ($(now) - t0) / 1000 ))
 }
-echo "ctr run --rm /bin/true, $RUNS paired runs each..." >&2
+polis() { tp+=("$(run_one "p$1" --runtime io.containerd.polis.v2)"); }
+gorunc() { tr+=("$(run_one "r$1" --runtime io.containerd.runc.v2)"); }
+# The Go shim driving polis-runc separates the shim's share from the runtime's.
+gopolis() { tg+=("$(run_one "g$1" --runtime io.containerd.runc.v2 --runc-binary "$W/bin/polis-runc")"); }
+echo "ctr run --rm /bin/true, $RUNS rotated runs each..." >&2
 for i in $(seq "$RUNS"); do
-  if (( i % 2 )); then
-    tp+=("$(run_one "p$i" --runtime io.containerd.polis.v2)")
-    tr+=("$(run_one "r$i" --runtime io.containerd.runc.v2)")
-  else
-    tr+=("$(run_one "r$i" --runtime io.containerd.runc.v2)")
-    tp+=("$(run_one "p$i" --runtime io.containerd.polis.v2)")
-  fi
+  case $((i % 3)) in
+    0) polis "$i"; gorunc "$i"; gopolis "$i" ;;
+    1) gorunc "$i"; gopolis "$i"; polis "$i" ;;
+    2) gopolis "$i"; polis "$i"; gorunc "$i" ;;
+  esac
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 if (( RUNS > 0 )); then
-mp=$(median "${tp[@]}") mr=$(median "${tr[@]}")
-printf 'ctr run latency (median of %d, microseconds): polis-shim+polis-runc %d  go-shim+runc %d  ratio %.2f (target <= 0.70)\n' \
-  "$RUNS" "$mp" "$mr" "$(echo "$mp / $mr" | bc -l)"
+  mp=$(median "${tp[@]}") mr=$(median "${tr[@]}") mg=$(median "${tg[@]}")
+  printf 'ctr run latency, median of %d (ms): polis-shim+polis-runc %.1f  go-shim+runc %.1f  go-shim+polis-runc %.1f\n' \
+    "$RUNS" "$(echo "$mp / 1000" | bc -l)" "$(echo "$mr / 1000" | bc -l)" "$(echo "$mg / 1000" | bc -l)"
+  printf 'ratio polis/go+runc %.2f (target <= 0.70); polis shim vs Go shim, both on polis-runc: %.2f\n' \
+    "$(echo "$mp / $mr" | bc -l)" "$(echo "$mp / $mg" | bc -l)"
 fi
 
 # ---- 2. memory per shim with sleeping containers ----

@@ -30,14 +30,22 @@ pub struct Container {
     execs: Mutex<HashMap<String, Arc<Process>>>,
 }
 
-/// The runtime binary: options' BinaryName, then `$POLIS_RUNC`, then `polis-runc` next to
-/// the shim, then `polis-runc` on PATH.
+/// The shim's config file (`{"runtime": "/path/to/polis-runc"}`), unless
+/// `$POLIS_SHIM_CONFIG` names another.
+pub const CONFIG_FILE: &str = "/etc/polis/shim.json";
+
+/// The runtime binary: options' BinaryName, then `$POLIS_RUNC`, then the config file's
+/// `runtime`, then `polis-runc` next to the shim, then `polis-runc` on PATH.
 pub fn runtime_binary(options: &Options) -> PathBuf {
     if !options.binary_name.is_empty() {
         return PathBuf::from(&options.binary_name);
     }
     if let Some(p) = std::env::var_os(RUNTIME_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
+    }
+    let config = std::env::var_os("POLIS_SHIM_CONFIG").unwrap_or_else(|| CONFIG_FILE.into());
+    if let Some(p) = runtime_from_config(Path::new(&config)) {
+        return p;
     }
     if let Ok(exe) = std::env::current_exe() {
         let next = exe.with_file_name("polis-runc");
@@ -46,6 +54,17 @@ pub fn runtime_binary(options: &Options) -> PathBuf {
         }
     }
     PathBuf::from("polis-runc")
+}
+
+fn runtime_from_config(path: &Path) -> Option<PathBuf> {
+    let data = std::fs::read(path).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data)
+        .inspect_err(|e| log::warn!("ignoring {}: {e}", path.display()))
+        .ok()?;
+    v["runtime"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
 }
 
 pub fn runtime_root(options: &Options, namespace: &str) -> PathBuf {
@@ -255,6 +274,20 @@ mod tests {
         );
         o.root = "/tmp/r".into();
         assert_eq!(runtime_root(&o, "default"), PathBuf::from("/tmp/r/default"));
+    }
+
+    #[test]
+    fn config_file_names_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("shim.json");
+        std::fs::write(&cfg, r#"{"runtime": "/opt/polis/polis-runc"}"#).unwrap();
+        assert_eq!(
+            runtime_from_config(&cfg),
+            Some(PathBuf::from("/opt/polis/polis-runc"))
+        );
+        std::fs::write(&cfg, "not json").unwrap();
+        assert_eq!(runtime_from_config(&cfg), None);
+        assert_eq!(runtime_from_config(&dir.path().join("missing")), None);
     }
 
     #[test]
