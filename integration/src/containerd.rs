@@ -216,8 +216,20 @@ impl Containerd {
         format!("{}-{name}", self.namespace)
     }
 
-    /// PIDs of shim processes serving this containerd (their `-address` is our socket).
+    /// PIDs of shim servers of this containerd (their `-address` is our socket), without
+    /// the shims' launcher helpers.
     pub fn shim_pids(&self) -> Vec<i32> {
+        self.shim_processes()
+            .into_iter()
+            .filter(|p| {
+                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                comm.trim() != "polis-launcher"
+            })
+            .collect()
+    }
+
+    /// PIDs of every shim process of this containerd, launchers included.
+    pub fn shim_processes(&self) -> Vec<i32> {
         let sock = self.sock().to_string_lossy().into_owned();
         let mut pids = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -243,7 +255,7 @@ impl Containerd {
     /// namespace, mounts under its dir.
     pub fn leftovers(&self) -> Vec<String> {
         let mut found: Vec<String> = self
-            .shim_pids()
+            .shim_processes()
             .into_iter()
             .map(|p| format!("shim process {p}"))
             .collect();
@@ -314,7 +326,7 @@ impl Drop for Containerd {
         self.clean();
         self.stop(libc::SIGTERM);
         // Shims of this instance outlive containerd by design: stop them by PID.
-        for pid in self.shim_pids() {
+        for pid in self.shim_processes() {
             // SAFETY: plain kill(2) of a shim this test's containerd started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }

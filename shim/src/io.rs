@@ -11,11 +11,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use crate::launcher::SpawnRequest;
 use crate::monitor::Monitor;
-use crate::runtime::ChildStdio;
+use crate::runtime::{pipe, ChildStdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -122,13 +122,13 @@ pub fn prepare(paths: &StdioPaths, monitor: &Monitor, env: &[(&str, &str)]) -> R
     if !paths.stdin.is_empty() {
         let (keeper, reader) = open_stdin(&paths.stdin)?;
         *io.stdin_keeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
-        child.stdin = Some(Stdio::from(reader));
+        child.stdin = Some(reader.into());
     }
     let same = paths.stdout == paths.stderr;
     if let Some(uri) = paths.stdout.strip_prefix("binary://") {
         let (out, err) = spawn_logger(uri, monitor, env)?;
-        child.stdout = Some(Stdio::from(out));
-        child.stderr = Some(Stdio::from(err));
+        child.stdout = Some(out.into());
+        child.stderr = Some(err.into());
         return Ok(PreparedIo {
             child,
             io,
@@ -138,16 +138,20 @@ pub fn prepare(paths: &StdioPaths, monitor: &Monitor, env: &[(&str, &str)]) -> R
     if !paths.stdout.is_empty() {
         let f = open_output(&paths.stdout)?;
         if same {
-            child.stderr = Some(Stdio::from(f.try_clone().map_err(|e| IoError::Open {
-                what: "stderr",
-                path: paths.stderr.clone(),
-                source: e,
-            })?));
+            child.stderr = Some(
+                f.try_clone()
+                    .map_err(|e| IoError::Open {
+                        what: "stderr",
+                        path: paths.stderr.clone(),
+                        source: e,
+                    })?
+                    .into(),
+            );
         }
-        child.stdout = Some(Stdio::from(f));
+        child.stdout = Some(f.into());
     }
     if !paths.stderr.is_empty() && !same {
-        child.stderr = Some(Stdio::from(open_output(&paths.stderr)?));
+        child.stderr = Some(open_output(&paths.stderr)?.into());
     }
     Ok(PreparedIo {
         child,
@@ -212,42 +216,44 @@ fn spawn_logger(uri: &str, monitor: &Monitor, env: &[(&str, &str)]) -> Result<(F
     let (out_r, out_w) = pipe().map_err(err)?;
     let (err_r, err_w) = pipe().map_err(err)?;
     let (ready_r, ready_w) = pipe().map_err(err)?;
-    let mut cmd = Command::new(path);
+    let mut argv = vec![path.to_string()];
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        cmd.arg(k);
+        argv.push(k.into());
         if !v.is_empty() {
-            cmd.arg(v);
+            argv.push(v.into());
         }
     }
-    cmd.envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
-    // SAFETY: only async-signal-safe dup2 calls between fork and exec.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            for (i, fd) in fds.iter().enumerate() {
-                if libc::dup2(*fd, 3 + i as i32) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let null = || -> io::Result<OwnedFd> {
+        Ok(OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?
+            .into())
+    };
+    let req = SpawnRequest {
+        argv,
+        cwd: None,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        // containerd's protocol: fd 3 stdout, fd 4 stderr, fd 5 closed when ready.
+        fds: vec![
+            null().map_err(err)?,
+            null().map_err(err)?,
+            null().map_err(err)?,
+            out_r,
+            err_r,
+            ready_w,
+        ],
+    };
     // The logger outlives this call; its exit reaches the monitor's unclaimed channel.
-    let _ = monitor.spawn(&mut cmd).map_err(err)?;
-    drop((out_r, err_r, ready_w));
+    let _ = monitor.spawn(req).map_err(err)?;
     let mut ready = File::from(ready_r);
     let mut buf = [0u8; 1];
     ready.read(&mut buf).map_err(err)?;
     Ok((File::from(out_w), File::from(err_w)))
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
 /// A listening socket the runtime connects to, to send the pty master.

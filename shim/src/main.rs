@@ -4,6 +4,7 @@ mod container;
 mod error;
 mod events;
 mod io;
+mod launcher;
 mod monitor;
 mod mount;
 mod oom;

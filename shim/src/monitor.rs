@@ -8,9 +8,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::process::{Child, Command};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+
+use crate::launcher::{Launcher, SpawnRequest};
 use std::time::SystemTime;
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -30,6 +34,8 @@ pub struct Exit {
 #[derive(Default)]
 struct State {
     waiters: HashMap<i32, Sender<Exit>>,
+    /// Waiters of launcher requests whose pid is not known yet.
+    requested: HashMap<u64, Sender<Exit>>,
     others: Option<Sender<Exit>>,
 }
 
@@ -37,6 +43,7 @@ struct State {
 #[derive(Clone)]
 pub struct Monitor {
     state: Arc<Mutex<State>>,
+    launcher: Option<Arc<Launcher>>,
 }
 
 impl Monitor {
@@ -45,10 +52,13 @@ impl Monitor {
         let mut signals = Signals::new([SIGCHLD])?;
         let (tx, rx) = channel();
         let state = Arc::new(Mutex::new(State {
-            waiters: HashMap::new(),
             others: Some(tx),
+            ..Default::default()
         }));
-        let monitor = Self { state };
+        let monitor = Self {
+            state,
+            launcher: None,
+        };
         let reaper = monitor.clone();
         std::thread::Builder::new()
             .name("reaper".into())
@@ -62,13 +72,47 @@ impl Monitor {
         Ok((monitor, rx))
     }
 
-    /// Spawns `cmd` and returns the child with a receiver for its exit.
-    pub fn spawn(&self, cmd: &mut Command) -> io::Result<(Child, Receiver<Exit>)> {
+    /// From now on, processes are spawned by the launcher behind `sock` (see launcher.rs);
+    /// it reports their exits, and orphans still come to our reaper.
+    pub fn use_launcher(&mut self, sock: OwnedFd) -> io::Result<()> {
+        let on_spawned = {
+            let m = self.clone();
+            move |id, pid| {
+                let mut st = m.lock();
+                if let Some(tx) = st.requested.remove(&id) {
+                    st.waiters.insert(pid, tx);
+                }
+            }
+        };
+        let on_exit = {
+            let m = self.clone();
+            move |pid, status| m.dispatch(exit_of(Pid::from_raw(pid), status))
+        };
+        self.launcher = Some(Launcher::start(sock, on_spawned, on_exit)?);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns a process and returns its pid with a receiver for its exit.
+    pub fn spawn(&self, req: SpawnRequest) -> io::Result<(i32, Receiver<Exit>)> {
         let (tx, rx) = channel();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = &self.launcher {
+            let id = l.next_id();
+            self.lock().requested.insert(id, tx);
+            let res = l.spawn(id, req);
+            if res.is_err() {
+                self.lock().requested.remove(&id);
+            }
+            return res.map(|pid| (pid, rx));
+        }
+        let mut cmd = command_for(&req);
+        let mut state = self.lock();
         let child = cmd.spawn()?;
         state.waiters.insert(child.id() as i32, tx);
-        Ok((child, rx))
+        Ok((child.id() as i32, rx))
     }
 
     fn reap_all(&self) {
@@ -89,13 +133,50 @@ impl Monitor {
     }
 
     fn dispatch(&self, exit: Exit) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.lock();
         if let Some(tx) = state.waiters.remove(&exit.pid) {
             let _ = tx.send(exit);
         } else if let Some(tx) = &state.others {
             let _ = tx.send(exit);
         }
     }
+}
+
+/// A command whose fds 0.. are `req.fds` (used directly and by the launcher).
+pub fn command_for(req: &SpawnRequest) -> Command {
+    let (prog, args) = req
+        .argv
+        .split_first()
+        .map_or(("", &[][..]), |(p, a)| (p, a));
+    let mut cmd = Command::new(prog);
+    cmd.args(args).envs(req.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &req.cwd {
+        cmd.current_dir(cwd);
+    }
+    let raw: Vec<RawFd> = req.fds.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. A source that
+    // sits below the number of targets is first moved out of the way.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut moved = raw.clone();
+            for fd in moved.iter_mut() {
+                if (*fd as usize) < raw.len() {
+                    let n = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, raw.len() as i32);
+                    if n < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    *fd = n;
+                }
+            }
+            for (target, fd) in moved.iter().enumerate() {
+                if libc::dup2(*fd, target as i32) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd
 }
 
 fn exit_of(pid: Pid, status: i32) -> Exit {
@@ -112,6 +193,15 @@ mod tests {
     use std::sync::OnceLock;
     use std::time::Duration;
 
+    fn sh(script: &str) -> SpawnRequest {
+        SpawnRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            cwd: None,
+            env: Vec::new(),
+            fds: Vec::new(),
+        }
+    }
+
     /// One reaper per test process: two would steal each other's children.
     fn monitor() -> &'static Monitor {
         static M: OnceLock<Monitor> = OnceLock::new();
@@ -125,22 +215,18 @@ mod tests {
     #[test]
     fn spawned_exit_goes_to_its_waiter_with_status() {
         let monitor = monitor();
-        let (child, rx) = monitor
-            .spawn(Command::new("/bin/sh").args(["-c", "exit 7"]))
-            .unwrap();
+        let (pid, rx) = monitor.spawn(sh("exit 7")).unwrap();
         let exit = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(exit.pid, child.id() as i32);
+        assert_eq!(exit.pid, pid);
         assert_eq!(exit.status, 7);
     }
 
     #[test]
     fn killed_child_reports_128_plus_signal() {
         let monitor = monitor();
-        let (child, rx) = monitor
-            .spawn(Command::new("/bin/sh").args(["-c", "kill -9 $$"]))
-            .unwrap();
+        let (pid, rx) = monitor.spawn(sh("kill -9 $$")).unwrap();
         let exit = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(exit.pid, child.id() as i32);
+        assert_eq!(exit.pid, pid);
         assert_eq!(exit.status, 137);
     }
 }

@@ -1,10 +1,12 @@
 //! A typed wrapper of the `polis-runc` command line (runc's CLI), run as a subprocess through
 //! the exit monitor, the way containerd's Go shim runs runc.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use crate::launcher::SpawnRequest;
 use crate::monitor::Monitor;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +51,9 @@ pub type Result<T> = std::result::Result<T, RuntimeError>;
 /// The three standard streams handed to a runtime command (and by it to the container).
 #[derive(Default)]
 pub struct ChildStdio {
-    pub stdin: Option<Stdio>,
-    pub stdout: Option<Stdio>,
-    pub stderr: Option<Stdio>,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// `polis-runc` with a state root and a JSON log file.
@@ -171,11 +173,7 @@ impl Runtime {
 
     fn run_strs(&self, id: &str, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let stdio = ChildStdio {
-            stdout: Some(Stdio::piped()),
-            ..Default::default()
-        };
-        self.run(id, &args, stdio, input)
+        self.run_captured(id, &args, input)
     }
 
     fn output_error(&self, command: &str, id: &str, detail: String) -> RuntimeError {
@@ -187,59 +185,104 @@ impl Runtime {
         }
     }
 
-    /// Runs one command to completion; its exit is collected by the monitor.
+    /// Runs one command whose stdio goes to the container (create, exec).
     fn run(
         &self,
         id: &str,
         args: &[String],
         stdio: ChildStdio,
-        input: Option<&[u8]>,
+        _: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
-        let command = args.first().cloned().unwrap_or_default();
-        let mut cmd = Command::new(&self.binary);
-        // The shim's own cwd is the bundle of the first container of its group, which may
-        // be gone by now: run in this container's bundle (the log's directory).
-        if let Some(dir) = self.log.parent().filter(|d| d.is_dir()) {
-            cmd.current_dir(dir);
-        }
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg("--log")
-            .arg(&self.log)
-            .arg("--log-format")
-            .arg("json")
-            .args(args)
-            .stdin(stdio.stdin.unwrap_or_else(|| {
-                if input.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                }
-            }))
-            .stdout(stdio.stdout.unwrap_or_else(Stdio::null))
-            .stderr(stdio.stderr.unwrap_or_else(Stdio::piped));
-        let spawn_err = |source| RuntimeError::Spawn {
+        let err = |e| self.spawn_error(args, id, e);
+        let stdin = stdio.stdin.map_or_else(devnull, Ok).map_err(err)?;
+        let stdout = stdio.stdout.map_or_else(devnull, Ok).map_err(err)?;
+        let (stderr, err_r) = match stdio.stderr {
+            Some(fd) => (fd, None),
+            None => pipe().map(|(r, w)| (w, Some(r))).map_err(err)?,
+        };
+        self.execute(id, args, [stdin, stdout, stderr], None, None, err_r)
+    }
+
+    /// Runs one command with its stdout captured and `input` on its stdin.
+    fn run_captured(&self, id: &str, args: &[String], input: Option<&[u8]>) -> Result<Vec<u8>> {
+        let err = |e| self.spawn_error(args, id, e);
+        let (stdin, in_w) = match input {
+            Some(_) => pipe().map(|(r, w)| (r, Some(w))).map_err(err)?,
+            None => (devnull().map_err(err)?, None),
+        };
+        let (out_r, out_w) = pipe().map_err(err)?;
+        let (err_r, err_w) = pipe().map_err(err)?;
+        let write_in = in_w.zip(input);
+        self.execute(
+            id,
+            args,
+            [stdin, out_w, err_w],
+            write_in,
+            Some(out_r),
+            Some(err_r),
+        )
+    }
+
+    fn spawn_error(&self, args: &[String], id: &str, source: std::io::Error) -> RuntimeError {
+        RuntimeError::Spawn {
             binary: self.binary.clone(),
-            command: command.clone(),
+            command: args.first().cloned().unwrap_or_default(),
             id: id.into(),
             source,
+        }
+    }
+
+    /// Spawns through the monitor (so the exit is ours), feeds stdin, drains the output.
+    fn execute(
+        &self,
+        id: &str,
+        args: &[String],
+        fds: [OwnedFd; 3],
+        input: Option<(OwnedFd, &[u8])>,
+        out_r: Option<OwnedFd>,
+        err_r: Option<OwnedFd>,
+    ) -> Result<Vec<u8>> {
+        let mut argv = vec![
+            self.binary.to_string_lossy().into_owned(),
+            "--root".into(),
+            path_arg(&self.root),
+            "--log".into(),
+            path_arg(&self.log),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        argv.extend(args.iter().cloned());
+        // The shim's own cwd is the bundle of the first container of its group, which may
+        // be gone by now: run in this container's bundle (the log's directory).
+        let cwd = self.log.parent().filter(|d| d.is_dir()).map(path_arg);
+        let req = SpawnRequest {
+            argv,
+            cwd,
+            env: Vec::new(),
+            fds: fds.into(),
         };
-        let (mut child, exit) = self.monitor.spawn(&mut cmd).map_err(spawn_err)?;
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(data).map_err(spawn_err)?;
+        let (_pid, exit) = self
+            .monitor
+            .spawn(req)
+            .map_err(|e| self.spawn_error(args, id, e))?;
+        if let Some((w, data)) = input {
+            let mut w = File::from(w);
+            let _ = w.write_all(data);
         }
         // stderr drains on its own thread so a chatty runtime cannot block on a full pipe
         // while we read stdout.
-        let stderr = child.stderr.take().map(|mut e| {
+        let stderr = err_r.map(|r| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
-                let _ = e.read_to_end(&mut buf);
+                let _ = File::from(r).read_to_end(&mut buf);
                 buf
             })
         });
         let mut out = Vec::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            stdout.read_to_end(&mut out).map_err(spawn_err)?;
+        if let Some(r) = out_r {
+            File::from(r)
+                .read_to_end(&mut out)
+                .map_err(|e| self.spawn_error(args, id, e))?;
         }
         let errout = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
         let status = exit.recv().map(|e| e.status).unwrap_or(-1);
@@ -250,12 +293,24 @@ impl Runtime {
             .unwrap_or_else(|| String::from_utf8_lossy(&errout).trim().to_string());
         Err(RuntimeError::Failed {
             binary: self.binary.clone(),
-            command,
+            command: args.first().cloned().unwrap_or_default(),
             id: id.into(),
             status,
             message,
         })
     }
+}
+
+fn devnull() -> std::io::Result<OwnedFd> {
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
+}
+
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
 fn path_arg(p: &Path) -> String {

@@ -137,13 +137,18 @@ pub fn serve(flags: &Flags) -> Result<()> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    // Forked first, while we are single-threaded; it spawns every process from now on.
+    let launcher = crate::launcher::Launcher::fork().context("fork the launcher")?;
     let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
     let Some(listener) = listen(&flags.socket)? else {
         write_address(&flags.socket)?;
         signal_started();
         return Ok(());
     };
-    let (monitor, exits) = Monitor::start().context("watch child exits")?;
+    let (mut monitor, exits) = Monitor::start().context("watch child exits")?;
+    monitor
+        .use_launcher(launcher)
+        .context("talk to the launcher")?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
     let publisher = RemotePublisher::new(&ttrpc_address)
         .with_context(|| format!("connect to containerd at {ttrpc_address}"))?;
