@@ -159,3 +159,55 @@ fn twenty_containers_start_concurrently() {
     });
     ctrd.clean_and_check();
 }
+
+fn seccomp_mode(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn shim_confines_itself_but_not_its_containers() {
+    let ctrd = Containerd::start("seccomp");
+    let id = ctrd.id("free");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    let shims = ctrd.shim_pids();
+    assert_eq!(shims.len(), 1);
+    assert_eq!(
+        seccomp_mode(shims[0]),
+        "2",
+        "the shim server is not filtered"
+    );
+    // ctr's default spec has no seccomp profile: the container must have no filter at all,
+    // and neither may the launcher that spawns polis-runc.
+    let line = task_line(&ctrd, &id).unwrap();
+    let pid: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(seccomp_mode(pid), "0", "the container inherited a filter");
+    for p in ctrd.shim_processes() {
+        if !shims.contains(&p) {
+            assert_eq!(seccomp_mode(p), "0", "launcher {p} is filtered");
+        }
+    }
+    // Still fully working while confined: exec, kill, delete.
+    let out = ctrd.ctr_ok(&["task", "exec", "--exec-id", "x", &id, "echo", "confined-ok"]);
+    assert_eq!(out.trim(), "confined-ok");
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        task_line(&ctrd, &id).is_some_and(|l| l.contains("STOPPED"))
+    });
+    ctrd.ctr_ok(&["task", "delete", &id]);
+    ctrd.clean_and_check();
+}

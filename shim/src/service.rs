@@ -160,7 +160,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         .register_service(task_methods(task));
     server.start()?;
     signal_started();
-    crate::seccomp::confine_if_enabled();
+    crate::seccomp::confine();
     exit.wait();
     server.shutdown();
     let _ = std::fs::remove_file(socket_path(&flags.socket));
