@@ -7,7 +7,33 @@ use std::time::Duration;
 
 use polis_integration::containerd::{wait_until, Containerd, IMAGE};
 
-const RUNTIME: &str = "io.containerd.polis.v2";
+/// `ctr run` flags for our shim, or for containerd's Go runc shim driving polis-runc.
+fn runtime_flags(go_shim: bool) -> Vec<String> {
+    if go_shim {
+        let runc = polis_integration::polis_bin("polis-runc");
+        [
+            "--runtime",
+            "io.containerd.runc.v2",
+            "--runc-binary",
+            runc.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        ["--runtime", "io.containerd.polis.v2"]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
+/// `ctr run HEAD.. RUNTIME-FLAGS.. TAIL..`
+fn run_args<'a>(head: &[&'a str], rt: &'a [String], tail: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run"];
+    v.extend(head);
+    v.extend(rt.iter().map(String::as_str));
+    v.extend(tail);
+    v
+}
 
 /// `ctr events` in the background; stopped by PID on drop.
 struct EventLog {
@@ -56,19 +82,20 @@ impl Drop for EventLog {
 
 #[test]
 fn events_arrive_in_lifecycle_order() {
+    events_in_order(false);
+}
+
+#[test]
+fn go_shim_with_polis_runc_events_arrive_in_lifecycle_order() {
+    events_in_order(true);
+}
+
+fn events_in_order(go_shim: bool) {
     let ctrd = Containerd::start("events");
+    let rt = runtime_flags(go_shim);
     let events = EventLog::start(&ctrd);
     let id = ctrd.id("ordered");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
+    ctrd.ctr_ok(&run_args(&["-d"], &rt, &[IMAGE, &id, "sleep", "300"]));
     ctrd.ctr_ok(&["task", "exec", "--exec-id", "x1", &id, "true"]);
     ctrd.ctr_ok(&["task", "pause", &id]);
     ctrd.ctr_ok(&["task", "resume", &id]);
@@ -95,10 +122,20 @@ fn events_arrive_in_lifecycle_order() {
 
 #[test]
 fn tty_container_gets_a_terminal() {
+    tty(false);
+}
+
+#[test]
+fn go_shim_with_polis_runc_tty_container_gets_a_terminal() {
+    tty(true);
+}
+
+fn tty(go_shim: bool) {
     let ctrd = Containerd::start("tty");
+    let rt = runtime_flags(go_shim);
     polis_integration::require_tool("script");
     let id = ctrd.id("tty");
-    let cmd = ctrd.ctr_cmd(&["run", "--rm", "-t", "--runtime", RUNTIME, IMAGE, &id]);
+    let cmd = ctrd.ctr_cmd(&run_args(&["--rm", "-t"], &rt, &[IMAGE, &id]));
     let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
     line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     line.extend(["sh", "-c", "'tty && echo tty-ok'"].map(String::from));
@@ -119,22 +156,30 @@ fn tty_container_gets_a_terminal() {
 
 #[test]
 fn memory_hog_is_oom_killed_and_task_oom_is_published() {
+    oom(false);
+}
+
+#[test]
+fn go_shim_with_polis_runc_memory_hog_is_oom_killed_and_task_oom_is_published() {
+    oom(true);
+}
+
+fn oom(go_shim: bool) {
     let ctrd = Containerd::start("oom");
+    let rt = runtime_flags(go_shim);
     let events = EventLog::start(&ctrd);
     let id = ctrd.id("hog");
-    let o = ctrd.ctr(&[
-        "run",
-        "--rm",
-        "--memory-limit",
-        "16777216",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sh",
-        "-c",
-        "x=aaaaaaaa; while true; do x=$x$x; done",
-    ]);
+    let o = ctrd.ctr(&run_args(
+        &["--rm", "--memory-limit", "16777216"],
+        &rt,
+        &[
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "x=aaaaaaaa; while true; do x=$x$x; done",
+        ],
+    ));
     assert_eq!(o.status.code(), Some(137), "{o:?}");
     let topics = events.topics_for(&id);
     assert!(
