@@ -200,6 +200,7 @@ impl Snapshotter {
             let mounts = self.mounts_of(&chain, || None)?;
             Ok(mounts)
         });
+        self.stage.refill();
         if result.is_err() {
             if let Some(dir) = created {
                 remove_tree(&dir)?;
