@@ -133,3 +133,28 @@ fn kill_of_a_stopped_container_is_a_clear_error() {
     assert_fails_naming(&rt, &["kill", &c.id, "KILL"], "not running");
     c.finish();
 }
+
+#[test]
+fn commands_work_from_a_deleted_working_directory() {
+    let rt = Runtime::polis();
+    let c = Container::started(&rt, "nocwd", &["/bin/sleep", "1000"]);
+    let gone = tempfile::tempdir().unwrap();
+    let gone_path = gone.path().to_path_buf();
+    let mut cmd = rt.command();
+    cmd.args(["exec", &c.id, "/bin/echo", "from-nowhere"]);
+    // SAFETY: chdir and rmdir are async-signal-safe; the path outlives the child's exec.
+    let cpath = std::ffi::CString::new(gone_path.to_str().unwrap()).unwrap();
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::chdir(cpath.as_ptr()) != 0 || libc::rmdir(cpath.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = polis_integration::runtime::run_captured(&mut cmd);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(polis_integration::runtime::stdout(&o), "from-nowhere\n");
+    drop(gone);
+    c.finish();
+}

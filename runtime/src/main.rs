@@ -19,6 +19,11 @@ fn main() {
         eprintln!("polis-runc: no command given; see 'polis-runc --help'");
         std::process::exit(1);
     };
+    // libcontainer steps into the container dir and back, so it needs a working directory that
+    // exists; a caller may well have started us from one that was deleted since (runc copes).
+    if std::env::current_dir().is_err() {
+        let _ = std::env::set_current_dir("/");
+    }
     let g = &cli.global;
     if let Err(err) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         eprintln!("{err:#}");
