@@ -10,7 +10,7 @@ use polis_snapshotter::daemon::{serve, Config};
 #[derive(Parser, Debug)]
 #[command(name = "polis-snapshotter", version)]
 struct Cli {
-    /// State directory (metadata.db, snapshots/, lock)
+    /// State directory (metadata.db, snapshots/, staging/, lock)
     #[arg(long, default_value = "/var/lib/polis-snapshotter")]
     root: PathBuf,
     /// Unix socket to serve containerd's Snapshots API on
