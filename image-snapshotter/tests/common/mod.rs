@@ -384,67 +384,28 @@ impl Drop for Containerd {
     }
 }
 
-/// The symlinks to busybox in the test image's /bin.
-pub const BUSYBOX_TOOLS: [&str; 9] = [
-    "sh", "echo", "cat", "ls", "sleep", "true", "touch", "rm", "mkdir",
-];
-
-/// Builds a busybox OCI image archive offline (busybox-static + umoci) at `dir/busybox.tar`.
-pub fn busybox_archive(dir: &Path) -> PathBuf {
-    need_tool("umoci");
-    assert!(
-        Path::new("/bin/busybox").exists(),
-        "needs /bin/busybox (busybox-static)"
-    );
-    let layout = dir.join("oci");
-    let bundle = dir.join("bundle");
-    let image = format!("{}:latest", layout.display());
-    run_ok(
-        Command::new("umoci")
-            .args(["init", "--layout"])
-            .arg(&layout),
-    );
-    run_ok(Command::new("umoci").args(["new", "--image", &image]));
-    run_ok(
-        Command::new("umoci")
-            .args(["unpack", "--image", &image])
-            .arg(&bundle),
-    );
-    let bin = bundle.join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for tool in [
-        "sh", "echo", "cat", "ls", "sleep", "true", "touch", "rm", "mkdir",
-    ] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+/// How many inodes the image layer holds: the fixture's rootfs, built again and counted
+/// (the root directory included).
+pub fn busybox_layer_inodes() -> usize {
+    fn count(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let is_dir = e.file_type().unwrap().is_dir();
+                1 + if is_dir { count(&e.path()) } else { 0 }
+            })
+            .sum()
     }
-    run_ok(
-        Command::new("umoci")
-            .args(["repack", "--image", &image])
-            .arg(&bundle),
-    );
-    run_ok(Command::new("umoci").args([
-        "config",
-        "--image",
-        &image,
-        "--config.cmd",
-        "/bin/sh",
-        "--config.env",
-        "PATH=/bin",
-        "--architecture",
-        "amd64",
-        "--os",
-        "linux",
-    ]));
-    run_ok(Command::new("umoci").args(["gc", "--layout"]).arg(&layout));
+    let tmp = tempfile::tempdir().unwrap();
+    polis_integration::fixtures::busybox_rootfs(tmp.path()).expect("busybox rootfs");
+    1 + count(tmp.path())
+}
+
+/// Builds a busybox OCI image archive offline (busybox-static + umoci) at `dir/busybox.tar`,
+/// with the project's shared fixture.
+pub fn busybox_archive(dir: &Path) -> PathBuf {
     let tar = dir.join("busybox.tar");
-    run_ok(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&layout)
-            .arg("-cf")
-            .arg(&tar)
-            .args(["oci-layout", "index.json", "blobs"]),
-    );
+    polis_integration::fixtures::busybox_image_archive(&tar).expect("busybox image archive");
     tar
 }
