@@ -117,7 +117,7 @@ mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
     [[ $(cat /proc/$p/comm) == polis-launcher ]] || n=$((n + 1))
     if [[ -n ${SMAPS:-} && $n == 1 ]]; then
       awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {r[name]+=$2} END {for (k in r) print r[k], k}' /proc/$p/smaps | sort -rn | head -8 >&2
-      ls /proc/$p/task | wc -l >&2
+      cat /proc/$p/task/*/comm | sort | uniq -c | tr "\n" " " >&2; echo >&2
     fi
   done
   for i in $(seq "$SLEEPERS"); do
