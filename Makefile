@@ -3,6 +3,8 @@ PREFIX ?= /usr/local
 CARGO ?= cargo
 BINS := polis-runc containerd-shim-polis-v2 polis-bridge polis-ipam polis-snapshotter
 RELEASE := target/release
+HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+MULTIARCH := $(shell gcc -print-multiarch)
 
 .PHONY: all build deps install test unit-test demo bench fmt clippy check clean
 
@@ -11,8 +13,15 @@ all: build
 deps:
 	scripts/install-deps.sh
 
+# polis-runc is linked statically (glibc and libseccomp): a container start execs it two or three
+# times, and dynamic loading was about 7% of a `run` (perf). The static build goes to its own
+# target triple dir and replaces the dynamic one in target/release.
 build:
 	$(CARGO) build --release --workspace --bins
+	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) \
+	RUSTFLAGS="-C target-feature=+crt-static" \
+	$(CARGO) build --release -p polis-runc --target $(HOST_TARGET)
+	cp target/$(HOST_TARGET)/release/polis-runc $(RELEASE)/polis-runc
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
