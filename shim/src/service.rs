@@ -132,8 +132,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
     if flags.socket.is_empty() || flags.namespace.is_empty() {
         bail!("the server needs -socket and -namespace (id {})", flags.id);
     }
-    // SAFETY: prctl and signal with constant arguments.
+    // SAFETY: mallopt, prctl and signal with constant arguments, before any thread exists.
     unsafe {
+        // One malloc arena: glibc would give each of our threads its own (touched pages
+        // that stay for the shim's whole life), and the shim's threads mostly sleep.
+        libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
@@ -155,7 +158,13 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let events = Events::start(publisher, ttrpc_address, flags.namespace.clone());
     let exit = Arc::new(ExitSignal::default());
     let task = TaskService::new(&flags.namespace, monitor, exits, events, exit.clone());
+    // Fewer idle method threads per connection than ttrpc's 3 (1..5); ttrpc wants
+    // min < default < max. Busy ones are still replaced as they block (a Wait holds one
+    // for its container's whole life).
     let mut server = Server::new()
+        .set_thread_count_min(1)
+        .set_thread_count_default(2)
+        .set_thread_count_max(3)
         .add_listener(listener.into_raw_fd())?
         .register_service(task_methods(task));
     server.start()?;
