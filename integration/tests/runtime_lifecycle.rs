@@ -392,3 +392,41 @@ fn run_keep_leaves_a_stopped_container_and_preserve_fds_passes_fds() {
         c.assert_clean();
     }
 }
+
+#[test]
+fn events_stream_until_the_container_stops_and_ps_takes_ps_args() {
+    let rt = Runtime::polis();
+    let c = Container::started(&rt, "evs", &["/bin/sleep", "1000"]);
+    let table = rt.ok(&["ps", &c.id, "-o", "pid,comm"]);
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
+    assert!(lines.next().unwrap().ends_with("sleep"), "{table}");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = rt
+        .command()
+        .args(["events", "--interval", "100ms", &c.id])
+        .stdout(out.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(out.path()).unwrap().lines().count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stats events streamed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rt.ok(&["kill", &c.id, "KILL"]);
+    // The stream ends by itself once the container has stopped.
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    for line in std::fs::read_to_string(out.path()).unwrap().lines() {
+        let ev: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(ev["type"], "stats");
+        assert_eq!(ev["id"], c.id.as_str());
+    }
+    c.finish();
+}
