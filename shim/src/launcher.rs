@@ -2,9 +2,9 @@
 //! process the shim needs (polis-runc, logging binaries). Seccomp filters are inherited, so
 //! nothing the confined shim would pass on reaches the runtime or the containers.
 //!
-//! Protocol over a SOCK_SEQPACKET pair: the shim sends `{"id","argv","cwd","env"}` with the
-//! child's fds 0.. as SCM_RIGHTS; the launcher answers `{"id","pid"}` or `{"id","error"}`,
-//! and later `{"exit","status"}` when it reaps that child. Orphans (container processes)
+//! Protocol over a SOCK_SEQPACKET pair (encoding in wire.rs): the shim sends id, argv, cwd
+//! and env with the child's fds 0.. as SCM_RIGHTS; the launcher answers the id with a pid
+//! or an error, and later the pid's exit status when it reaps that child. Orphans (container processes)
 //! are reparented to the shim, the subreaper, not to the launcher.
 
 use std::collections::HashMap;
@@ -17,7 +17,10 @@ use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
-use serde::{Deserialize, Serialize};
+
+use wire::{Reply, Request, ERROR, EXITED, SPAWNED};
+
+mod wire;
 
 /// What to run; `fds[i]` becomes the child's fd `i`.
 pub struct SpawnRequest {
@@ -25,23 +28,6 @@ pub struct SpawnRequest {
     pub cwd: Option<String>,
     pub env: Vec<(String, String)>,
     pub fds: Vec<OwnedFd>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Request {
-    id: u64,
-    argv: Vec<String>,
-    cwd: Option<String>,
-    env: Vec<(String, String)>,
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct Reply {
-    id: u64,
-    pid: i32,
-    error: Option<String>,
-    exit: Option<i32>,
-    status: i32,
 }
 
 const MAX_FDS: usize = 8;
@@ -148,17 +134,17 @@ impl Launcher {
                     log::error!("launcher is gone");
                     return;
                 };
-                let Ok(r) = serde_json::from_slice::<Reply>(&data) else {
+                let Ok(r) = Reply::decode(&data) else {
                     continue;
                 };
-                if let Some(pid) = r.exit {
-                    on_exit(pid, r.status);
+                if r.kind == EXITED {
+                    on_exit(r.pid, r.status);
                     continue;
                 }
                 let tx = reader.lock().1.remove(&r.id);
-                let res = match r.error {
-                    Some(e) => Err(io::Error::other(e)),
-                    None => {
+                let res = match r.kind {
+                    ERROR => Err(io::Error::other(r.error)),
+                    _ => {
                         on_spawned(r.id, r.pid);
                         Ok(r.pid)
                     }
@@ -185,12 +171,20 @@ impl Launcher {
     pub fn spawn(&self, id: u64, req: SpawnRequest) -> io::Result<i32> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.lock().1.insert(id, tx);
-        let msg = serde_json::to_vec(&Request {
+        let msg = Request {
             id,
             argv: req.argv,
             cwd: req.cwd,
             env: req.env,
-        })?;
+        }
+        .encode();
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                self.lock().1.remove(&id);
+                return Err(e);
+            }
+        };
         let fds: Vec<RawFd> = req.fds.iter().map(|f| f.as_raw_fd()).collect();
         send(self.sock.as_raw_fd(), &msg, &fds)?;
         drop(req.fds);
@@ -235,22 +229,21 @@ fn serve(sock: RawFd) {
             let Ok((data, child_fds)) = recv(sock) else {
                 return;
             };
-            let Ok(req) = serde_json::from_slice::<Request>(&data) else {
+            let Ok(req) = Request::decode(&data) else {
                 continue;
             };
-            let reply = match spawn_local(&req, child_fds) {
-                Ok(pid) => Reply {
-                    id: req.id,
-                    pid,
-                    ..Default::default()
-                },
-                Err(e) => Reply {
-                    id: req.id,
-                    error: Some(format!("spawn {:?}: {e}", req.argv.first())),
-                    ..Default::default()
-                },
+            let (kind, pid, error) = match spawn_local(&req, child_fds) {
+                Ok(pid) => (SPAWNED, pid, String::new()),
+                Err(e) => (ERROR, 0, format!("spawn {:?}: {e}", req.argv.first())),
             };
-            let _ = send(sock, &serde_json::to_vec(&reply).unwrap_or_default(), &[]);
+            let reply = Reply {
+                kind,
+                id: req.id,
+                pid,
+                status: 0,
+                error,
+            };
+            let _ = send(sock, &reply.encode(), &[]);
         } else if fds[0].revents != 0 {
             return;
         }
@@ -267,11 +260,13 @@ fn reap(sock: RawFd) {
             Ok(_) => continue,
         };
         let r = Reply {
-            exit: Some(pid.as_raw()),
+            kind: EXITED,
+            id: 0,
+            pid: pid.as_raw(),
             status,
-            ..Default::default()
+            error: String::new(),
         };
-        let _ = send(sock, &serde_json::to_vec(&r).unwrap_or_default(), &[]);
+        let _ = send(sock, &r.encode(), &[]);
     }
 }
 
