@@ -55,12 +55,17 @@ pub fn exec(plugin: &str, cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResu
             )
         })?;
     if let Some(mut sin) = child.stdin.take() {
-        sin.write_all(stdin).map_err(|e| {
-            CniError::new(
-                code::IO_FAILURE,
-                format!("writing to IPAM plugin {}: {e}", path.display()),
-            )
-        })?;
+        // A delegate may answer without reading its config (host-local's VERSION does) and be
+        // gone before we finish writing: like libcni, let its exit status and output decide.
+        match sin.write_all(stdin) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(CniError::new(
+                    code::IO_FAILURE,
+                    format!("writing to IPAM plugin {}: {e}", path.display()),
+                ));
+            }
+            _ => {}
+        }
     }
     let out = child.wait_with_output().map_err(|e| {
         CniError::new(
