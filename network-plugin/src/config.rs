@@ -190,6 +190,20 @@ pub fn is_spec_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// The `cni.dev/valid-attachments` list GC needs: without it, "everything not valid" would be
+/// everything, so its absence is a configuration error.
+pub fn require_valid_attachments<'a>(
+    network: &str,
+    list: Option<&'a Vec<Attachment>>,
+) -> CniResult<&'a [Attachment]> {
+    list.map(Vec::as_slice).ok_or_else(|| {
+        CniError::new(
+            code::INVALID_CONFIG,
+            format!("GC of network {network:?} needs cni.dev/valid-attachments"),
+        )
+    })
+}
+
 pub fn check_version(v: &str) -> CniResult<()> {
     if SUPPORTED_VERSIONS.contains(&v) {
         Ok(())

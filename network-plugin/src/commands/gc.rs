@@ -7,24 +7,15 @@ use super::ipam_step::Ipam;
 use super::links::{host_veth_name, is_our_veth_name};
 use super::{kernel_err, require_version};
 use crate::args::CniArgs;
-use crate::config::{Attachment, NetConf};
-use crate::error::{code, CniError, CniResult};
+use crate::config::{require_valid_attachments, Attachment, NetConf};
+use crate::error::CniResult;
 use crate::net::rtnl::Rtnl;
 use crate::nft::wire::NftError;
 use crate::nft::{self, Firewall, NftFirewall};
 
 pub fn cmd_gc(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
     require_version(conf, "1.1.0", "GC")?;
-    // Without the list, "everything not valid" would be everything.
-    let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
-        CniError::new(
-            code::INVALID_CONFIG,
-            format!(
-                "GC of network {:?} needs cni.dev/valid-attachments",
-                conf.name
-            ),
-        )
-    })?;
+    let valid = require_valid_attachments(&conf.name, conf.valid_attachments.as_ref())?;
     Ipam::from_conf(conf)?.gc(conf, args, stdin, valid)?;
     let mut fw = NftFirewall::open().map_err(kernel_err)?;
     remove_stale_rules(&mut fw, &conf.name, valid).map_err(kernel_err)?;

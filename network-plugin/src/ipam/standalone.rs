@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::config::IpamConf;
 use super::store::Owner;
 use crate::args::{CniArgs, Command};
-use crate::config::{check_version, is_spec_name, Attachment};
+use crate::config::{check_version, is_spec_name, require_valid_attachments, Attachment};
 use crate::error::{code, CniError, CniResult};
 
 #[derive(Deserialize)]
@@ -50,16 +50,8 @@ pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
         Command::Check => super::check(&ipam, &conf.name, &owner).map(|_| String::new()),
         Command::Status => super::status(&ipam, &conf.name).map(|_| String::new()),
         Command::Gc => {
-            let valid = conf.valid_attachments.ok_or_else(|| {
-                CniError::new(
-                    code::INVALID_CONFIG,
-                    format!(
-                        "GC of network {:?} needs cni.dev/valid-attachments",
-                        conf.name
-                    ),
-                )
-            })?;
-            super::gc(&ipam, &conf.name, &valid).map(|_| String::new())
+            let valid = require_valid_attachments(&conf.name, conf.valid_attachments.as_ref())?;
+            super::gc(&ipam, &conf.name, valid).map(|_| String::new())
         }
         Command::Version => unreachable!("handled above"),
     }
