@@ -18,7 +18,7 @@ fi
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 
 work=$(mktemp -d /tmp/polis-bench.XXXXXX)
-trap 'for r in polis runc crun; do for id in $("$(bin $r)" --root "$work/$r" list -q 2>/dev/null); do "$(bin $r)" --root "$work/$r" delete -f "$id"; done; done 2>/dev/null; rm -rf "$work"' EXIT
+trap 'for r in polis runc crun; do for id in $("$(bin $r)" --root "$work/$r" list -q 2>/dev/null); do "$(bin $r)" --root "$work/$r" delete -f "$id"; done; done 2>/dev/null; rm -rf "$work"; rmdir /sys/fs/cgroup/*/polis-bench 2>/dev/null' EXIT
 bin() { case $1 in polis) echo "$polis";; runc) command -v runc;; crun) command -v crun;; esac; }
 
 rootfs=$work/bundle/rootfs

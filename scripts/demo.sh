@@ -15,6 +15,8 @@ id=polis-demo-$$
 cleanup() {
   "$runc_bin" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   rm -rf "$work"
+  # The parent cgroup of our cgroupsPath, in every hierarchy (only removed when empty).
+  rmdir /sys/fs/cgroup/*/polis-demo /sys/fs/cgroup/polis-demo 2>/dev/null || true
 }
 trap cleanup EXIT
 
