@@ -268,3 +268,36 @@ fn container_side_hooks_run_in_the_container() {
     );
     c.finish();
 }
+
+#[test]
+fn each_container_gets_its_own_session_keyring_unless_told_not_to() {
+    // Keyrings are not namespaced: without a keyring of its own a container would share its
+    // caller's. /proc/keys is unmasked here so the container can list what it can see.
+    for rt in both() {
+        for no_new in [false, true] {
+            let c = Container::new(&rt, "keyring", &["/bin/sh", "-c", "cat /proc/keys"]);
+            c.bundle
+                .edit(|s| {
+                    let masked = s["linux"]["maskedPaths"].as_array_mut().unwrap();
+                    masked.retain(|p| p != "/proc/keys");
+                })
+                .unwrap();
+            let mut args = vec!["run"];
+            if no_new {
+                args.push("--no-new-keyring");
+            }
+            args.extend(["--bundle", c.bundle_path(), &c.id]);
+            let o = rt.run(&args);
+            assert!(o.status.success(), "{}: {}", rt.name, stderr(&o));
+            let own = format!("_ses.{}:", c.id);
+            assert_eq!(
+                stdout(&o).contains(&own),
+                !no_new,
+                "{} (--no-new-keyring={no_new}): {}",
+                rt.name,
+                stdout(&o)
+            );
+            c.finish();
+        }
+    }
+}

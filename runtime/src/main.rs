@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod console;
 mod foreground;
+mod keyring;
 mod logging;
 mod seal;
 

@@ -1,0 +1,119 @@
+//! A new session keyring for each container, as runc makes one unless `--no-new-keyring`:
+//! keyrings are not namespaced, so without it every container would share its caller's session
+//! keyring. libcontainer has no such step, so the init joins `_ses.<id>` in our executor, just
+//! before it runs the container process.
+
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+const KEYCTL_SETPERM: libc::c_long = 5;
+const KEYCTL_DESCRIBE: libc::c_long = 6;
+/// "possessor may search", added the way runc does so the container can use its keyring.
+const KEY_POS_SEARCH: u32 = 0x0008_0000;
+
+#[derive(Clone)]
+pub struct KeyringExecutor {
+    name: String,
+    inner: DefaultExecutor,
+}
+
+impl KeyringExecutor {
+    pub fn new(container_id: &str) -> Self {
+        Self {
+            name: format!("_ses.{container_id}"),
+            inner: DefaultExecutor {},
+        }
+    }
+}
+
+impl Executor for KeyringExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        join_session_keyring(&self.name).map_err(ExecutorError::Other)?;
+        self.inner.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        self.inner.validate(spec)
+    }
+}
+
+/// Joins (creating) the named session keyring. A kernel without keyrings, or a seccomp profile
+/// that forbids keyctl (Docker's default does, since keyrings are not namespaced), leaves the
+/// container without one, as runc does for ENOSYS; anything else is an error.
+fn join_session_keyring(name: &str) -> Result<(), String> {
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("bad keyring name {name:?}"))?;
+    // SAFETY: keyctl with a valid NUL-terminated name.
+    let id = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            cname.as_ptr(),
+        )
+    };
+    if id < 0 {
+        let err = std::io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES) => Ok(()),
+            _ => Err(format!("failed to join session keyring {name}: {err}")),
+        };
+    }
+    let perm = current_perm(id).map_err(|e| format!("keyring {name}: {e}"))?;
+    // SAFETY: keyctl on the keyring id we just joined.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm | KEY_POS_SEARCH) };
+    if r < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(format!(
+            "failed to set permissions of keyring {name}: {err}"
+        ));
+    }
+    Ok(())
+}
+
+/// The permission mask of a key, from KEYCTL_DESCRIBE's "type;uid;gid;perm;description".
+fn current_perm(id: libc::c_long) -> Result<u32, String> {
+    let mut buf = [0u8; 512];
+    // SAFETY: keyctl writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_DESCRIBE,
+            id,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(format!(
+            "describe failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let len = (n as usize).min(buf.len());
+    parse_perm(&String::from_utf8_lossy(&buf[..len]))
+}
+
+fn parse_perm(description: &str) -> Result<u32, String> {
+    let field = description
+        .trim_end_matches('\0')
+        .split(';')
+        .nth(3)
+        .ok_or_else(|| format!("unexpected key description {description:?}"))?;
+    u32::from_str_radix(field, 16).map_err(|_| format!("bad permission field {field:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_come_from_the_fourth_field() {
+        assert_eq!(
+            parse_perm("keyring;0;0;3f010000;_ses.x\0").unwrap(),
+            0x3f01_0000
+        );
+        assert!(parse_perm("keyring;0;0").is_err());
+        assert!(parse_perm("keyring;0;0;zz;_ses").is_err());
+    }
+}
