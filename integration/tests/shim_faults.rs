@@ -15,22 +15,20 @@ fn task_line(ctrd: &Containerd, id: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Starts a detached sleeping container through our shim; returns the pids of the shims, which
+/// must be exactly one.
+fn run_sleeper(ctrd: &Containerd, id: &str) -> Vec<i32> {
+    ctrd.ctr_ok(&["run", "-d", "--runtime", RUNTIME, IMAGE, id, "sleep", "300"]);
+    let shims = ctrd.shim_pids();
+    assert_eq!(shims.len(), 1, "one shim for {id}: {shims:?}");
+    shims
+}
+
 #[test]
 fn containerd_restart_keeps_containers_and_reconnects() {
     let mut ctrd = Containerd::start("restart");
     let id = ctrd.id("survivor");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
-    let shims = ctrd.shim_pids();
-    assert_eq!(shims.len(), 1);
+    let shims = run_sleeper(&ctrd, &id);
 
     ctrd.stop(libc::SIGTERM);
     assert_eq!(ctrd.shim_pids(), shims, "the shim died with containerd");
@@ -60,18 +58,7 @@ fn containerd_restart_keeps_containers_and_reconnects() {
 fn sigkilled_shim_is_cleaned_up_by_containerd() {
     let ctrd = Containerd::start("sigkill");
     let id = ctrd.id("orphan");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
-    let shims = ctrd.shim_pids();
-    assert_eq!(shims.len(), 1);
+    let shims = run_sleeper(&ctrd, &id);
     // SAFETY: kill(2) of the shim our containerd started.
     unsafe { libc::kill(shims[0], libc::SIGKILL) };
     // containerd sees the shim go, runs `shim delete` (which removes the container) and
@@ -174,18 +161,7 @@ fn seccomp_mode(pid: i32) -> String {
 fn shim_confines_itself_but_not_its_containers() {
     let ctrd = Containerd::start("seccomp");
     let id = ctrd.id("free");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
-    let shims = ctrd.shim_pids();
-    assert_eq!(shims.len(), 1);
+    let shims = run_sleeper(&ctrd, &id);
     assert_eq!(
         seccomp_mode(shims[0]),
         "2",
