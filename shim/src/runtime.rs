@@ -88,17 +88,8 @@ impl Runtime {
     }
 
     pub fn create(&self, id: &str, opts: &CreateOpts, stdio: ChildStdio) -> Result<()> {
-        let mut args = vec![
-            "create".into(),
-            "--bundle".into(),
-            path_arg(opts.bundle),
-            "--pid-file".into(),
-            path_arg(opts.pid_file),
-        ];
-        if let Some(s) = opts.console_socket {
-            args.extend(["--console-socket".into(), path_arg(s)]);
-        }
-        args.push(id.into());
+        let mut args = vec!["create".into(), "--bundle".into(), path_arg(opts.bundle)];
+        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
         self.run(id, &args, stdio, None).map(drop)
     }
 
@@ -108,13 +99,8 @@ impl Runtime {
             "--process".into(),
             path_arg(opts.process_file),
             "--detach".into(),
-            "--pid-file".into(),
-            path_arg(opts.pid_file),
         ];
-        if let Some(s) = opts.console_socket {
-            args.extend(["--console-socket".into(), path_arg(s)]);
-        }
-        args.push(id.into());
+        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
         self.run(id, &args, stdio, None).map(drop)
     }
 
@@ -311,6 +297,15 @@ fn devnull() -> std::io::Result<OwnedFd> {
 
 pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+/// The tail create and exec share: where the pid goes, the console socket if any, the id.
+fn push_pid_console_id(args: &mut Vec<String>, pid_file: &Path, console: Option<&Path>, id: &str) {
+    args.extend(["--pid-file".into(), path_arg(pid_file)]);
+    if let Some(s) = console {
+        args.extend(["--console-socket".into(), path_arg(s)]);
+    }
+    args.push(id.into());
 }
 
 fn path_arg(p: &Path) -> String {
