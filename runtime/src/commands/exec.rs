@@ -24,8 +24,9 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         );
     }
     crate::seal::ensure_sealed()?;
-    let process_file = match &args.process {
-        Some(p) => TempFile::borrowed(p.clone()),
+    // The terminal flag comes from the process we hand over: read back only a caller's file.
+    let (process_file, terminal) = match &args.process {
+        Some(p) => (TempFile::borrowed(p.clone()), load_terminal(p)?),
         None => {
             let spec = Spec::load(container.bundle().join("config.json"))
                 .with_context(|| format!("failed to load config.json of container {id:?}"))?;
@@ -35,10 +36,9 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
                 .join(format!("exec-{}.json", std::process::id()));
             std::fs::write(&path, serde_json::to_vec(&process)?)
                 .with_context(|| format!("failed to write {}", path.display()))?;
-            TempFile::owned(path)
+            (TempFile::owned(path), args.tty)
         }
     };
-    let terminal = load_terminal(&process_file.path)?;
     let proxy = if terminal && !args.detach && args.console_socket.is_none() {
         Some(ConsoleProxy::listen(&g.root, &id)?)
     } else {
