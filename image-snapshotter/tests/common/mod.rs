@@ -259,9 +259,13 @@ pub fn run_suite(dir: &TestDir, args: &[&str]) -> (bool, String) {
     let lock = fs::File::create("/tmp/polis-snapsuite.lock").unwrap();
     // SAFETY: flock on an open descriptor we own; released when `lock` is dropped.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // The tool may have to build its test binary first, and `go` refuses a TMPDIR that does not
+    // exist yet (the tool itself only creates it after building).
+    let tmp = dir.join("suite-tmp");
+    fs::create_dir_all(&tmp).unwrap();
     let out = Command::new(suite_tool())
         .args(args)
-        .env("TMPDIR", dir.join("suite-tmp"))
+        .env("TMPDIR", &tmp)
         .output()
         .expect("run the snapshot suite");
     let text = format!(
