@@ -1,7 +1,9 @@
 //! `kill`: send a signal (default SIGTERM) to the init, or with --all to every process.
 
 use anyhow::{bail, Context, Result};
+use libcontainer::container::state::StateError;
 use libcontainer::container::ContainerStatus;
+use libcontainer::error::LibcontainerError;
 use libcontainer::signal::Signal;
 
 use crate::cli::{GlobalOpts, Kill};
@@ -14,10 +16,19 @@ pub fn kill(args: Kill, g: &GlobalOpts) -> Result<i32> {
     if matches!(status, ContainerStatus::Stopped | ContainerStatus::Creating) && !args.all {
         bail!("cannot kill container {id:?}: container not running");
     }
-    container
-        .kill(signal, args.all)
-        .with_context(|| format!("failed to send signal {} to container {id:?}", args.signal))?;
-    Ok(0)
+    match container.kill(signal, args.all) {
+        Ok(()) => Ok(0),
+        // libcontainer records "stopped" after the signal is sent; a foreground `run` that
+        // reaps the process may remove the container in between. The signal was delivered and
+        // there is nothing left to record (runc records nothing after signalling either).
+        Err(LibcontainerError::State(StateError::OpenStateFile { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(0)
+        }
+        Err(err) => Err(err)
+            .with_context(|| format!("failed to send signal {} to container {id:?}", args.signal)),
+    }
 }
 
 pub fn parse_signal(s: &str) -> Result<Signal> {

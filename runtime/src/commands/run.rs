@@ -1,6 +1,11 @@
 //! `run`: create + start, then (unless detached) wait for the init and pass its exit code on.
 
+use std::io::ErrorKind;
+use std::path::Path;
+
 use anyhow::{Context, Result};
+use libcontainer::container::Container;
+use libcontainer::error::LibcontainerError;
 
 use crate::cli::{GlobalOpts, Run};
 use crate::console::ConsoleProxy;
@@ -47,9 +52,29 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
         .with_context(|| format!("container {id:?} has no init pid"))?;
     let code = signals.wait(pid, proxy)?;
     if !args.keep {
-        container
-            .delete(true)
+        delete_after_exit(&mut container, &super::container_dir(g, &id)?)
             .with_context(|| format!("failed to delete container {id:?}"))?;
     }
     Ok(code)
+}
+
+/// Deletes the stopped container. A `kill` that raced with the exit rewrites state.json right
+/// after signalling; if that lands while the delete empties the state directory, the last
+/// rmdir fails with ENOTEMPTY (the cgroup is already removed by then), so only the directory
+/// is left to remove.
+fn delete_after_exit(container: &mut Container, dir: &Path) -> Result<()> {
+    let err = match container.delete(true) {
+        Ok(()) => return Ok(()),
+        Err(LibcontainerError::OtherIO(e)) if e.kind() == ErrorKind::DirectoryNotEmpty => e,
+        Err(e) => return Err(e.into()),
+    };
+    for _ in 0..5 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {}
+            Err(e) => return Err(e).with_context(|| format!("failed to remove {}", dir.display())),
+        }
+    }
+    Err(err).with_context(|| format!("failed to remove {}", dir.display()))
 }
