@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+use nix::unistd::Pid;
 use procfs::ProcError;
 use procfs::process::MountInfo;
 
 use super::ControllerType;
 use super::controller_type::CONTROLLERS;
+use crate::common::CGROUP_PROCS;
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1MountPointError {
@@ -100,3 +102,15 @@ pub fn find_subsystem_mount_point(
             subsystem: *subsystem,
         })
 }
+
+/// polis patch: the file a controller's `add_task` writes `pid` to. Pid 0 stands for "the
+/// calling thread" (see `Manager::add_task`, the only place that passes it) and goes to
+/// `tasks`; any other pid moves its whole thread group through `cgroup.procs`, as upstream.
+pub(super) fn task_file(pid: Pid) -> &'static str {
+    if pid.as_raw() == 0 {
+        "tasks"
+    } else {
+        CGROUP_PROCS
+    }
+}
+
