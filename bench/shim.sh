@@ -110,12 +110,14 @@ mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
   local rt=$1 tag=$2
   for i in $(seq "$SLEEPERS"); do c run -d --runtime "$rt" $IMAGE "$tag$i" sleep 600 >/dev/null; done
   sleep 1
-  # Per shim server, counting its launcher helper (comm polis-launcher) with it.
-  local rss=0 pss=0 n=0
-  for p in $(shim_pids); do
+  # Per shim server; a helper process a shim forks (same command line, parent a shim) is
+  # counted with its shim, not as one more shim.
+  local rss=0 pss=0 n=0 pids
+  pids=" $(shim_pids | tr '\n' ' ') "
+  for p in $pids; do
     rss=$((rss + $(awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup)))
     pss=$((pss + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup)))
-    [[ $(cat /proc/$p/comm) == polis-launcher ]] || n=$((n + 1))
+    [[ $pids == *" $(awk '{print $4}' /proc/$p/stat) "* ]] || n=$((n + 1))
     if [[ -n ${SMAPS:-} && $n == 1 ]]; then
       awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {r[name]+=$2} END {for (k in r) print r[k], k}' /proc/$p/smaps | sort -rn | head -8 >&2
       cat /proc/$p/task/*/comm | sort | uniq -c | tr "\n" " " >&2; echo >&2
@@ -132,7 +134,7 @@ mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
 }
 read -r prss ppss pn < <(mem_of io.containerd.polis.v2 mp)
 read -r rrss rpss rn < <(mem_of io.containerd.runc.v2 mr)
-printf 'shim memory with %d sleeping containers (per shim incl. its launcher, KiB): polis RSS %d PSS %d (%d shims)  go RSS %d PSS %d (%d shims)\n' \
+printf 'shim memory with %d sleeping containers (per shim, KiB): polis RSS %d PSS %d (%d shims)  go RSS %d PSS %d (%d shims)\n' \
   "$SLEEPERS" "$prss" "$ppss" "$pn" "$rrss" "$rpss" "$rn"
 printf 'ratios polis/go: RSS %.2f  PSS %.2f (target RSS <= 2048 KiB)\n' \
   "$(echo "$prss / $rrss" | bc -l)" "$(echo "$ppss / $rpss" | bc -l)"

@@ -216,20 +216,8 @@ impl Containerd {
         format!("{}-{name}", self.namespace)
     }
 
-    /// PIDs of shim servers of this containerd (their `-address` is our socket), without
-    /// the shims' launcher helpers.
+    /// PIDs of the shim processes of this containerd (their `-address` is our socket).
     pub fn shim_pids(&self) -> Vec<i32> {
-        self.shim_processes()
-            .into_iter()
-            .filter(|p| {
-                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-                comm.trim() != "polis-launcher"
-            })
-            .collect()
-    }
-
-    /// PIDs of every shim process of this containerd, launchers included.
-    pub fn shim_processes(&self) -> Vec<i32> {
         let sock = self.sock().to_string_lossy().into_owned();
         let mut pids = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -255,7 +243,7 @@ impl Containerd {
     /// namespace, mounts under its dir.
     pub fn leftovers(&self) -> Vec<String> {
         let mut found: Vec<String> = self
-            .shim_processes()
+            .shim_pids()
             .into_iter()
             .map(|p| format!("shim process {p}"))
             .collect();
@@ -326,7 +314,7 @@ impl Drop for Containerd {
         self.clean();
         self.stop(libc::SIGTERM);
         // Shims of this instance outlive containerd by design: stop them by PID.
-        for pid in self.shim_processes() {
+        for pid in self.shim_pids() {
             // SAFETY: plain kill(2) of a shim this test's containerd started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::launcher::SpawnRequest;
+use crate::monitor::SpawnRequest;
 use crate::monitor::Monitor;
 use crate::runtime::{pipe, ChildStdio};
 

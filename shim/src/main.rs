@@ -4,7 +4,6 @@ mod container;
 mod error;
 mod events;
 mod io;
-mod launcher;
 mod monitor;
 mod mount;
 mod oom;

@@ -5,6 +5,10 @@
 //!
 //! The spawn happens under the monitor's lock, after the waiter is registered, so an exit
 //! can never be reaped before someone is listening for it.
+//!
+//! Once the shim confines itself (seccomp.rs), processes are spawned by the spawner thread:
+//! the one thread started before the filter and so without it. Seccomp filters are
+//! inherited, and neither polis-runc nor the containers may get the shim's.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,14 +17,20 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-
-use crate::launcher::{Launcher, SpawnRequest};
 use std::time::SystemTime;
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::SIGCHLD;
 use signal_hook::iterator::Signals;
+
+/// What to run; `fds[i]` becomes the child's fd `i`.
+pub struct SpawnRequest {
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub fds: Vec<OwnedFd>,
+}
 
 /// One reaped process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,22 +44,22 @@ pub struct Exit {
 #[derive(Default)]
 struct State {
     waiters: HashMap<i32, Sender<Exit>>,
-    /// Waiters of launcher requests whose pid is not known yet.
-    requested: HashMap<u64, Sender<Exit>>,
     others: Option<Sender<Exit>>,
 }
+
+/// A request to the spawner thread, answered with the pid.
+type Job = (SpawnRequest, Sender<Exit>, Sender<io::Result<i32>>);
 
 /// A handle on the reaper thread; cheap to clone and passed by value to whoever spawns.
 #[derive(Clone)]
 pub struct Monitor {
     state: Arc<Mutex<State>>,
-    launcher: Option<Arc<Launcher>>,
+    spawner: Option<Sender<Job>>,
 }
 
 impl Monitor {
-    /// Starts the reaper thread. `others` receives exits that no spawner waits for.
-    pub fn start() -> io::Result<(Self, Receiver<Exit>)> {
-        let mut signals = Signals::new([SIGCHLD])?;
+    /// A monitor without threads yet. `others` receives exits that no spawner waits for.
+    pub fn new() -> (Self, Receiver<Exit>) {
         let (tx, rx) = channel();
         let state = Arc::new(Mutex::new(State {
             others: Some(tx),
@@ -57,9 +67,22 @@ impl Monitor {
         }));
         let monitor = Self {
             state,
-            launcher: None,
+            spawner: None,
         };
-        let reaper = monitor.clone();
+        (monitor, rx)
+    }
+
+    /// A monitor with its reaper thread running.
+    pub fn start() -> io::Result<(Self, Receiver<Exit>)> {
+        let (m, rx) = Self::new();
+        m.start_reaper()?;
+        Ok((m, rx))
+    }
+
+    /// Starts the reaper thread.
+    pub fn start_reaper(&self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGCHLD])?;
+        let reaper = self.clone();
         std::thread::Builder::new()
             .name("reaper".into())
             .spawn(move || {
@@ -69,26 +92,22 @@ impl Monitor {
                     reaper.reap_all();
                 }
             })?;
-        Ok((monitor, rx))
+        Ok(())
     }
 
-    /// From now on, processes are spawned by the launcher behind `sock` (see launcher.rs);
-    /// it reports their exits, and orphans still come to our reaper.
-    pub fn use_launcher(&mut self, sock: OwnedFd) -> io::Result<()> {
-        let on_spawned = {
-            let m = self.clone();
-            move |id, pid| {
-                let mut st = m.lock();
-                if let Some(tx) = st.requested.remove(&id) {
-                    st.waiters.insert(pid, tx);
+    /// From now on every process is spawned by a thread of its own. Call it before the
+    /// calling thread confines itself, and start no other thread before that.
+    pub fn start_spawner(&mut self) -> io::Result<()> {
+        let (tx, rx) = channel::<Job>();
+        let here = self.clone();
+        std::thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                for (req, exit_tx, reply) in rx {
+                    let _ = reply.send(here.spawn_here(req, exit_tx));
                 }
-            }
-        };
-        let on_exit = {
-            let m = self.clone();
-            move |pid, status| m.dispatch(exit_of(Pid::from_raw(pid), status))
-        };
-        self.launcher = Some(Launcher::start(sock, on_spawned, on_exit)?);
+            })?;
+        self.spawner = Some(tx);
         Ok(())
     }
 
@@ -99,20 +118,27 @@ impl Monitor {
     /// Spawns a process and returns its pid with a receiver for its exit.
     pub fn spawn(&self, req: SpawnRequest) -> io::Result<(i32, Receiver<Exit>)> {
         let (tx, rx) = channel();
-        if let Some(l) = &self.launcher {
-            let id = l.next_id();
-            self.lock().requested.insert(id, tx);
-            let res = l.spawn(id, req);
-            if res.is_err() {
-                self.lock().requested.remove(&id);
+        let pid = match &self.spawner {
+            Some(spawner) => {
+                let (reply_tx, reply) = channel();
+                spawner
+                    .send((req, tx, reply_tx))
+                    .map_err(|_| io::Error::other("the spawner thread is gone"))?;
+                reply
+                    .recv()
+                    .map_err(|_| io::Error::other("the spawner thread is gone"))??
             }
-            return res.map(|pid| (pid, rx));
-        }
+            None => self.spawn_here(req, tx)?,
+        };
+        Ok((pid, rx))
+    }
+
+    fn spawn_here(&self, req: SpawnRequest, exit_tx: Sender<Exit>) -> io::Result<i32> {
         let mut cmd = command_for(&req);
         let mut state = self.lock();
         let child = cmd.spawn()?;
-        state.waiters.insert(child.id() as i32, tx);
-        Ok((child.id() as i32, rx))
+        state.waiters.insert(child.id() as i32, exit_tx);
+        Ok(child.id() as i32)
     }
 
     fn reap_all(&self) {
@@ -142,7 +168,7 @@ impl Monitor {
     }
 }
 
-/// A command whose fds 0.. are `req.fds` (used directly and by the launcher).
+/// A command whose fds 0.. are `req.fds`.
 pub fn command_for(req: &SpawnRequest) -> Command {
     let (prog, args) = req
         .argv

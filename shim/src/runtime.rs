@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::launcher::SpawnRequest;
+use crate::monitor::SpawnRequest;
 use crate::monitor::Monitor;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,14 +1,15 @@
-//! Self-confinement: once the server is up, every thread of the shim gets a seccomp
+//! Self-confinement: before the server starts, the shim's main thread gets a seccomp
 //! allowlist of what a shim does (ttrpc, files, fifos, ptys, mounts of the rootfs, signals,
-//! reaping, cgroup reads). Processes are spawned by the launcher, forked before this, so
-//! neither polis-runc nor the containers inherit the filter.
+//! reaping, cgroup reads), and every thread started after that inherits it. Processes are
+//! spawned by the spawner thread (monitor.rs), started before this and left without the
+//! filter, so neither polis-runc nor the containers inherit it.
 //!
 //! A syscall off the list fails with EPERM. `POLIS_SHIM_SECCOMP=log` logs instead (to find
 //! a missing entry in the kernel log), `off` disables the filter.
 
 use std::collections::BTreeMap;
 
-use seccompiler::{apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter};
+use seccompiler::{apply_filter, BpfProgram, SeccompAction, SeccompFilter};
 
 /// Syscalls the shim server needs after start-up.
 const ALLOWED: &[i64] = &[
@@ -134,14 +135,15 @@ fn program(mismatch: SeccompAction) -> Result<BpfProgram, seccompiler::BackendEr
     SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch)?.try_into()
 }
 
-/// Confines every thread of the shim; logs and carries on unconfined if that fails.
+/// Confines the calling thread and every thread it starts from now on; logs and carries on
+/// unconfined if that fails.
 pub fn confine() {
     let Some(mismatch) = mode() else {
         return;
     };
     let res = program(mismatch)
         .map_err(|e| e.to_string())
-        .and_then(|p| apply_filter_all_threads(&p).map_err(|e| e.to_string()));
+        .and_then(|p| apply_filter(&p).map_err(|e| e.to_string()));
     if let Err(e) = res {
         log::error!("the shim runs unconfined: seccomp filter: {e}");
     }

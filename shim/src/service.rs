@@ -140,18 +140,18 @@ pub fn serve(flags: &Flags) -> Result<()> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    // Forked first, while we are single-threaded; it spawns every process from now on.
-    let launcher = crate::launcher::Launcher::fork().context("fork the launcher")?;
     let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
     let Some(listener) = listen(&flags.socket)? else {
         write_address(&flags.socket)?;
         signal_started();
         return Ok(());
     };
-    let (mut monitor, exits) = Monitor::start().context("watch child exits")?;
-    monitor
-        .use_launcher(launcher)
-        .context("talk to the launcher")?;
+    // The spawner is the one thread without the seccomp filter; every thread started after
+    // `confine` inherits it from this one.
+    let (mut monitor, exits) = Monitor::new();
+    monitor.start_spawner().context("start the spawner thread")?;
+    crate::seccomp::confine();
+    monitor.start_reaper().context("watch child exits")?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
     let publisher = RemotePublisher::new(&ttrpc_address)
         .with_context(|| format!("connect to containerd at {ttrpc_address}"))?;
@@ -169,7 +169,6 @@ pub fn serve(flags: &Flags) -> Result<()> {
         .register_service(task_methods(task));
     server.start()?;
     signal_started();
-    crate::seccomp::confine();
     exit.wait();
     server.shutdown();
     let _ = std::fs::remove_file(socket_path(&flags.socket));
