@@ -160,7 +160,10 @@ fn seccomp_mode(proc_dir: &str) -> String {
 /// (thread name, seccomp mode) of every thread of `pid`.
 fn thread_modes(pid: i32) -> Vec<(String, String)> {
     let mut v = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let dir = e.path().to_string_lossy().into_owned();
         let name = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
         v.push((name.trim().to_string(), seccomp_mode(&dir)));

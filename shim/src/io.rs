@@ -13,8 +13,8 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::monitor::SpawnRequest;
 use crate::monitor::Monitor;
+use crate::monitor::SpawnRequest;
 use crate::runtime::{pipe, ChildStdio};
 
 #[derive(Debug, thiserror::Error)]

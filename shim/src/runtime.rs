@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::monitor::SpawnRequest;
 use crate::monitor::Monitor;
+use crate::monitor::SpawnRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

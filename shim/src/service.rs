@@ -149,7 +149,9 @@ pub fn serve(flags: &Flags) -> Result<()> {
     // The spawner is the one thread without the seccomp filter; every thread started after
     // `confine` inherits it from this one.
     let (mut monitor, exits) = Monitor::new();
-    monitor.start_spawner().context("start the spawner thread")?;
+    monitor
+        .start_spawner()
+        .context("start the spawner thread")?;
     crate::seccomp::confine();
     monitor.start_reaper().context("watch child exits")?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
