@@ -5,19 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use containerd_shim::protos::api::CreateTaskRequest;
-use containerd_shim::protos::protobuf::Message;
-use containerd_shim::protos::shim::oci::Options;
 
 use crate::error::{Result, TaskError};
 use crate::io::{self, StdioPaths};
 use crate::monitor::Monitor;
+use crate::options::Settings;
 use crate::process::Process;
 use crate::runtime::{CreateOpts, ExecOpts, Runtime};
 
-/// Where the runtime keeps its state unless the options say otherwise.
-pub const DEFAULT_ROOT: &str = "/run/containerd/polis";
-/// Environment override of the runtime binary (containerd passes its env to shims).
-pub const RUNTIME_ENV: &str = "POLIS_RUNC";
 /// The file in the bundle recording which runtime binary and root the container uses, so the
 /// `delete` subcommand (a fresh process) finds them.
 const RUNTIME_FILE: &str = "polis-runtime.json";
@@ -30,76 +25,32 @@ pub struct Container {
     execs: Mutex<HashMap<String, Arc<Process>>>,
 }
 
-/// The shim's config file (`{"runtime": "/path/to/polis-runc"}`), unless
-/// `$POLIS_SHIM_CONFIG` names another.
-pub const CONFIG_FILE: &str = "/etc/polis/shim.json";
-
-/// The runtime binary: options' BinaryName, then `$POLIS_RUNC`, then the config file's
-/// `runtime`, then `polis-runc` next to the shim, then `polis-runc` on PATH.
-pub fn runtime_binary(options: &Options) -> PathBuf {
-    if !options.binary_name.is_empty() {
-        return PathBuf::from(&options.binary_name);
-    }
-    if let Some(p) = std::env::var_os(RUNTIME_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let config = std::env::var_os("POLIS_SHIM_CONFIG").unwrap_or_else(|| CONFIG_FILE.into());
-    if let Some(p) = runtime_from_config(Path::new(&config)) {
-        return p;
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        let next = exe.with_file_name("polis-runc");
-        if next.is_file() {
-            return next;
-        }
-    }
-    PathBuf::from("polis-runc")
-}
-
-fn runtime_from_config(path: &Path) -> Option<PathBuf> {
-    let data = std::fs::read(path).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&data)
-        .inspect_err(|e| log::warn!("ignoring {}: {e}", path.display()))
-        .ok()?;
-    v["runtime"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-}
-
-pub fn runtime_root(options: &Options, namespace: &str) -> PathBuf {
-    let root = if options.root.is_empty() {
-        DEFAULT_ROOT
-    } else {
-        &options.root
-    };
-    Path::new(root).join(namespace)
-}
-
-fn parse_options(req: &CreateTaskRequest) -> Result<Options> {
-    match req.options.as_ref() {
-        Some(any) if !any.value.is_empty() => Options::parse_from_bytes(&any.value)
-            .map_err(|e| TaskError::InvalidArgument(format!("options of {}: {e}", req.id))),
-        _ => Ok(Options::new()),
-    }
+/// What the `delete` subcommand needs to run the runtime of a bundle.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RuntimeRecord {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
 }
 
 /// Records the runtime of a bundle for the `delete` subcommand.
-fn write_runtime_file(bundle: &Path, binary: &Path, root: &Path) -> Result<()> {
-    let v = serde_json::json!({"binary": binary, "root": root});
+fn write_runtime_file(bundle: &Path, r: &RuntimeRecord) -> Result<()> {
+    let v =
+        serde_json::json!({"binary": r.binary, "root": r.root, "systemdCgroup": r.systemd_cgroup});
     let path = bundle.join(RUNTIME_FILE);
     std::fs::write(&path, v.to_string())
         .map_err(|e| TaskError::Internal(format!("write {}: {e}", path.display())))
 }
 
 /// The runtime a bundle was created with, if it was.
-pub fn read_runtime_file(bundle: &Path) -> Option<(PathBuf, PathBuf)> {
+pub fn read_runtime_file(bundle: &Path) -> Option<RuntimeRecord> {
     let data = std::fs::read(bundle.join(RUNTIME_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
-    Some((
-        PathBuf::from(v["binary"].as_str()?),
-        PathBuf::from(v["root"].as_str()?),
-    ))
+    Some(RuntimeRecord {
+        binary: PathBuf::from(v["binary"].as_str()?),
+        root: PathBuf::from(v["root"].as_str()?),
+        systemd_cgroup: v["systemdCgroup"].as_bool().unwrap_or(false),
+    })
 }
 
 fn mount_rootfs(req: &CreateTaskRequest, rootfs: &Path) -> Result<()> {
@@ -127,12 +78,16 @@ impl Container {
     /// Mounts the rootfs and runs the runtime's `create`; the init is then created, not
     /// started.
     pub fn create(req: &CreateTaskRequest, namespace: &str, monitor: &Monitor) -> Result<Self> {
-        let options = parse_options(req)?;
+        let settings = Settings::from_any(req.options.as_ref())
+            .map_err(|e| TaskError::InvalidArgument(format!("{}: {e}", req.id)))?;
         let bundle = PathBuf::from(&req.bundle);
-        let binary = runtime_binary(&options);
-        let root = runtime_root(&options, namespace);
-        write_runtime_file(&bundle, &binary, &root)?;
-        let runtime = Runtime::new(binary, root, bundle.join("log.json"), monitor.clone());
+        let record = RuntimeRecord {
+            binary: settings.binary.clone(),
+            root: settings.root(namespace),
+            systemd_cgroup: settings.systemd_cgroup,
+        };
+        write_runtime_file(&bundle, &record)?;
+        let runtime = Runtime::new(&record, bundle.join("log.json"), monitor.clone());
         let rootfs = bundle.join("rootfs");
         if !req.rootfs.is_empty() {
             std::fs::create_dir_all(&rootfs)
@@ -156,6 +111,8 @@ impl Container {
                 bundle: &bundle,
                 pid_file: &pid_file,
                 console_socket: prepared.console.as_ref().map(|c| c.path()),
+                no_pivot: settings.no_pivot_root,
+                no_new_keyring: settings.no_new_keyring,
             };
             runtime.create(&req.id, &opts, prepared.child)?;
             if let Some(console) = prepared.console {
@@ -264,39 +221,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_binary_wins_then_env() {
-        let mut o = Options::new();
-        o.binary_name = "/opt/bin/polis-runc".into();
-        assert_eq!(runtime_binary(&o), PathBuf::from("/opt/bin/polis-runc"));
-        assert_eq!(
-            runtime_root(&Options::new(), "k8s.io"),
-            PathBuf::from("/run/containerd/polis/k8s.io")
-        );
-        o.root = "/tmp/r".into();
-        assert_eq!(runtime_root(&o, "default"), PathBuf::from("/tmp/r/default"));
-    }
-
-    #[test]
-    fn config_file_names_the_runtime() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("shim.json");
-        std::fs::write(&cfg, r#"{"runtime": "/opt/polis/polis-runc"}"#).unwrap();
-        assert_eq!(
-            runtime_from_config(&cfg),
-            Some(PathBuf::from("/opt/polis/polis-runc"))
-        );
-        std::fs::write(&cfg, "not json").unwrap();
-        assert_eq!(runtime_from_config(&cfg), None);
-        assert_eq!(runtime_from_config(&dir.path().join("missing")), None);
-    }
-
-    #[test]
     fn runtime_file_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        write_runtime_file(dir.path(), Path::new("/b/polis-runc"), Path::new("/r/ns")).unwrap();
-        assert_eq!(
-            read_runtime_file(dir.path()),
-            Some((PathBuf::from("/b/polis-runc"), PathBuf::from("/r/ns")))
-        );
+        let r = RuntimeRecord {
+            binary: "/b/polis-runc".into(),
+            root: "/r/ns".into(),
+            systemd_cgroup: true,
+        };
+        write_runtime_file(dir.path(), &r).unwrap();
+        assert_eq!(read_runtime_file(dir.path()), Some(r));
     }
 }

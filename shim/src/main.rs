@@ -7,6 +7,7 @@ mod io;
 mod monitor;
 mod mount;
 mod oom;
+mod options;
 mod process;
 mod runtime;
 mod seccomp;

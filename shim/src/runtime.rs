@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use crate::container::RuntimeRecord;
 use crate::monitor::Monitor;
 use crate::monitor::SpawnRequest;
 
@@ -61,6 +62,7 @@ pub struct ChildStdio {
 pub struct Runtime {
     pub binary: PathBuf,
     pub root: PathBuf,
+    systemd_cgroup: bool,
     pub log: PathBuf,
     monitor: Monitor,
 }
@@ -69,6 +71,8 @@ pub struct CreateOpts<'a> {
     pub bundle: &'a Path,
     pub pid_file: &'a Path,
     pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
 }
 
 pub struct ExecOpts<'a> {
@@ -78,10 +82,11 @@ pub struct ExecOpts<'a> {
 }
 
 impl Runtime {
-    pub fn new(binary: PathBuf, root: PathBuf, log: PathBuf, monitor: Monitor) -> Self {
+    pub fn new(r: &RuntimeRecord, log: PathBuf, monitor: Monitor) -> Self {
         Self {
-            binary,
-            root,
+            binary: r.binary.clone(),
+            root: r.root.clone(),
+            systemd_cgroup: r.systemd_cgroup,
             log,
             monitor,
         }
@@ -89,6 +94,12 @@ impl Runtime {
 
     pub fn create(&self, id: &str, opts: &CreateOpts, stdio: ChildStdio) -> Result<()> {
         let mut args = vec!["create".into(), "--bundle".into(), path_arg(opts.bundle)];
+        if opts.no_pivot {
+            args.push("--no-pivot".into());
+        }
+        if opts.no_new_keyring {
+            args.push("--no-new-keyring".into());
+        }
         push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
         self.run(id, &args, stdio, None).map(drop)
     }
@@ -237,6 +248,9 @@ impl Runtime {
             "--log-format".into(),
             "json".into(),
         ];
+        if self.systemd_cgroup {
+            argv.push("--systemd-cgroup".into());
+        }
         argv.extend(args.iter().cloned());
         // The shim's own cwd is the bundle of the first container of its group, which may
         // be gone by now: run in this container's bundle (the log's directory).

@@ -16,15 +16,15 @@ use anyhow::{bail, Context, Result};
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageField};
-use containerd_shim::protos::shim::oci::Options;
 use containerd_shim::protos::ttrpc::{MethodHandler, Server};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
 use containerd_shim::{ExitSignal, Flags};
 
-use crate::container::{read_runtime_file, runtime_binary, runtime_root, unmount_rootfs};
+use crate::container::{read_runtime_file, unmount_rootfs, RuntimeRecord};
 use crate::events::Events;
 use crate::monitor::Monitor;
+use crate::options::Settings;
 use crate::runtime::Runtime;
 use crate::task::TaskService;
 
@@ -55,11 +55,20 @@ fn bundle_of(flags: &Flags) -> PathBuf {
 pub fn delete(flags: &Flags) -> Result<()> {
     let bundle = bundle_of(flags);
     let (monitor, _others) = Monitor::start().context("watch child exits")?;
-    let (binary, root) = read_runtime_file(&bundle).unwrap_or_else(|| {
-        let o = Options::new();
-        (runtime_binary(&o), runtime_root(&o, &flags.namespace))
+    // A bundle without our record never got as far as the runtime's create: the defaults
+    // find nothing to delete, which is what we report.
+    let record = read_runtime_file(&bundle).unwrap_or_else(|| {
+        let s = Settings::from_any(None).unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Settings::fallback()
+        });
+        RuntimeRecord {
+            root: s.root(&flags.namespace),
+            binary: s.binary,
+            systemd_cgroup: s.systemd_cgroup,
+        }
     });
-    let runtime = Runtime::new(binary, root, bundle.join("log.json"), monitor);
+    let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
     if let Err(e) = runtime.delete(&flags.id, true) {
         if !e.message().contains("does not exist") {
             log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());

@@ -3,13 +3,18 @@
 //! which 1.6 takes for an address).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::util::write_address;
 use containerd_shim::{Flags, StartOpts};
 
+use crate::options::Settings;
 use crate::service::grouping;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 pub fn start(flags: &Flags) -> Result<()> {
     let bundle = if flags.bundle.is_empty() {
@@ -28,13 +33,100 @@ pub fn start(flags: &Flags) -> Result<()> {
         debug: flags.debug,
         ..Default::default()
     };
-    let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())
+    // Bad options fail here, before there is a server to clean up.
+    let settings = Settings::from_any(read_options()?.as_ref()).map_err(anyhow::Error::msg)?;
+    let (pid, address) = containerd_shim::spawn(opts, &group, Vec::new())
         .with_context(|| format!("spawn the shim server for {} (group {group})", flags.id))?;
+    if let Err(e) = place_server(pid as i32, &settings) {
+        // SAFETY: kill(2) of the server we just spawned.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let _ = std::fs::remove_file(address.trim_start_matches("unix://"));
+        return Err(e.context(format!("shim server of {}", flags.id)));
+    }
     write_address(&address).with_context(|| format!("write address in {}", bundle.display()))?;
     let mut out = std::io::stdout().lock();
     out.write_all(address.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Puts the new server where the Go shim puts it: in the options' `ShimCgroup`, and one
+/// point of OOM score above containerd (our parent), so the kernel kills a shim first.
+fn place_server(pid: i32, settings: &Settings) -> Result<()> {
+    if !settings.shim_cgroup.is_empty() {
+        join_cgroup(pid, &settings.shim_cgroup)?;
+    }
+    adjust_oom_score(pid)
+}
+
+/// containerd 1.6 writes the container's runtime options (an `Any`) to our stdin.
+fn read_options() -> Result<Option<Any>> {
+    use std::io::{IsTerminal, Read};
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    stdin
+        .read_to_end(&mut data)
+        .context("read the runtime options from stdin")?;
+    if data.is_empty() {
+        return Ok(None);
+    }
+    Any::parse_from_bytes(&data)
+        .map(Some)
+        .context("runtime options on stdin")
+}
+
+/// Moves `pid` into `cgroup` in the unified hierarchy, or in every v1 hierarchy that has it.
+fn join_cgroup(pid: i32, cgroup: &str) -> Result<()> {
+    let rel = cgroup.trim_start_matches('/');
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let unified = nix::sys::statfs::statfs(CGROUP_ROOT)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if unified {
+        dirs.push(Path::new(CGROUP_ROOT).join(rel));
+    } else {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            if post.split_whitespace().next() == Some("cgroup") {
+                if let Some(mnt) = pre.split_whitespace().nth(4) {
+                    dirs.push(Path::new(mnt).join(rel));
+                }
+            }
+        }
+        dirs.retain(|d| d.is_dir());
+    }
+    if !dirs.iter().any(|d| d.is_dir()) {
+        anyhow::bail!("shim cgroup {cgroup} does not exist");
+    }
+    for d in dirs {
+        let procs = d.join("cgroup.procs");
+        match std::fs::write(&procs, pid.to_string()) {
+            // The new server may already have exited: another shim serves the group.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+            other => other.with_context(|| format!("join {}", procs.display()))?,
+        }
+    }
+    Ok(())
+}
+
+fn adjust_oom_score(pid: i32) -> Result<()> {
+    let parent = std::os::unix::process::parent_id();
+    let path = format!("/proc/{parent}/oom_score_adj");
+    let score: i32 = std::fs::read_to_string(&path)
+        .with_context(|| format!("read {path}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {path}"))?;
+    let ours = format!("/proc/{pid}/oom_score_adj");
+    match std::fs::write(&ours, (score + 1).min(1000).to_string()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.with_context(|| format!("write {ours}")),
+    }
 }
 
 fn read_spec(bundle: &Path) -> serde_json::Value {

@@ -1,0 +1,155 @@
+//! containerd-shim-polis-v2's runtime options, as a CRI runtime handler or ctr passes them:
+//! a config file named by `runtimeoptions.v1.Options.ConfigPath` (ctr --runtime-config-path)
+//! that moves the shim into a cgroup and turns off the container's session keyring, and a bad
+//! config file that fails the container with the file's name and leaves nothing behind.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use polis_integration::containerd::{wait_until, Containerd, IMAGE};
+use polis_integration::leaks::cgroup_dirs;
+
+const RUNTIME: &str = "io.containerd.polis.v2";
+
+/// The shim cgroup of one test, made in the memory and pids hierarchies; removed on drop.
+struct ShimCgroup {
+    path: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl ShimCgroup {
+    fn new(path: String) -> Self {
+        let dirs: Vec<PathBuf> = ["memory", "pids"]
+            .iter()
+            .map(|h| PathBuf::from(format!("/sys/fs/cgroup/{h}{path}")))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        }
+        Self { path, dirs }
+    }
+}
+
+impl Drop for ShimCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        let left: Vec<String> = cgroup_dirs(&self.path)
+            .into_iter()
+            .filter(|d| d.exists())
+            .map(|d| d.display().to_string())
+            .collect();
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "shim cgroup left: {left:?}");
+        }
+    }
+}
+
+/// Whether the host sees a session keyring made for container `id` (containerd's default spec
+/// masks /proc/keys inside the container, so this looks from outside while it runs).
+fn has_own_keyring(id: &str) -> bool {
+    let own = format!("_ses.{id}:");
+    std::fs::read_to_string("/proc/keys")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(&own))
+}
+
+fn stop(ctrd: &Containerd, id: &str) {
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        ctrd.ctr_ok(&["task", "ls"])
+            .lines()
+            .any(|l| l.starts_with(id) && l.contains("STOPPED"))
+    });
+    ctrd.ctr_ok(&["task", "delete", id]);
+    ctrd.ctr_ok(&["containers", "rm", id]);
+}
+
+#[test]
+fn config_file_from_cri_options_places_the_shim_and_drops_the_keyring() {
+    let ctrd = Containerd::start("options");
+    let cg = ShimCgroup::new(format!("/{}-shims", ctrd.id("cg")));
+    let cfg = ctrd.dir().join("shim.json");
+    std::fs::write(
+        &cfg,
+        format!(r#"{{"noNewKeyring": true, "shimCgroup": "{}"}}"#, cg.path),
+    )
+    .unwrap();
+    let id = ctrd.id("configured");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        cfg.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    let shims = ctrd.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", shims[0])).unwrap();
+    for h in ["memory", "pids"] {
+        let want = format!(":{h}:{}\n", cg.path);
+        assert!(cgroups.contains(&want), "shim not in {want:?}: {cgroups}");
+    }
+    // One point above containerd, so the OOM killer takes the shim before containerd.
+    let score = |pid: u32| -> i32 {
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(score(shims[0] as u32), (score(ctrd.pid()) + 1).min(1000));
+    assert!(!has_own_keyring(&id), "{id} got a keyring of its own");
+
+    // The same without the config file: the container gets its own session keyring, so the
+    // check above can fail.
+    let plain = ctrd.id("plain");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &plain,
+        "sleep",
+        "300",
+    ]);
+    assert!(has_own_keyring(&plain), "{plain} got no keyring of its own");
+
+    stop(&ctrd, &id);
+    stop(&ctrd, &plain);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn bad_config_file_fails_the_container_naming_the_file() {
+    let ctrd = Containerd::start("badopts");
+    let cfg = ctrd.dir().join("bad-shim.json");
+    std::fs::write(&cfg, r#"{"noNewKeyrin": true}"#).unwrap();
+    let id = ctrd.id("refused");
+    let out = ctrd.ctr(&[
+        "run",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        cfg.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad-shim.json") && err.contains("noNewKeyrin"),
+        "{err}"
+    );
+    let _ = ctrd.ctr(&["containers", "rm", &id]);
+    ctrd.clean_and_check();
+}
