@@ -122,8 +122,15 @@ fn detached_exec_kill_delete(shim: Shim) {
     let o = ctrd.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 5"]);
     assert_eq!(o.status.code(), Some(5), "{shim:?}: {o:?}");
 
+    // A running exec shows in `task ps` with its exec id (the Go shim's ProcessDetails).
+    ctrd.ctr_ok(&["task", "exec", "-d", "--exec-id", "e3", &id, "sleep", "300"]);
     let ps = ctrd.ctr_ok(&["task", "ps", &id]);
-    assert!(ps.lines().count() >= 2, "{shim:?}: {ps}");
+    assert_eq!(ps.lines().count(), 3, "{shim:?}: {ps}");
+    assert_eq!(
+        ps.lines().filter(|l| l.contains("e3")).count(),
+        1,
+        "{shim:?}: {ps}"
+    );
 
     ctrd.ctr_ok(&["task", "pause", &id]);
     assert_eq!(task_status(&ctrd, &id), "PAUSED");

@@ -422,12 +422,19 @@ impl Tasks {
 
     fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let c = self.container(&req.id)?;
+        let execs: HashMap<u32, String> = c
+            .execs()
+            .iter()
+            .filter(|p| p.pid() != 0)
+            .map(|p| (p.pid(), p.exec_id.clone()))
+            .collect();
         let processes = c
             .runtime
             .ps(&c.id)?
             .into_iter()
             .map(|pid| ProcessInfo {
                 pid,
+                info: execs.get(&pid).map(|id| process_details(id)).into(),
                 ..Default::default()
             })
             .collect();
@@ -583,5 +590,35 @@ impl containerd_shim::Task for TaskService {
     fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> TtrpcResult<Empty> {
         self.tasks.shutdown();
         Ok(Empty::new())
+    }
+}
+
+/// The Go shim's `ProcessDetails` for an exec's pid (message `{ string exec_id = 1; }`), so
+/// `ctr task ps` shows which exec a process is.
+fn process_details(exec_id: &str) -> Any {
+    let mut value = Vec::with_capacity(exec_id.len() + 3);
+    let mut out = containerd_shim::protos::protobuf::CodedOutputStream::vec(&mut value);
+    // Writing into a Vec cannot fail.
+    let _ = out.write_string(1, exec_id);
+    let _ = out.flush();
+    drop(out);
+    let mut any = Any::new();
+    any.type_url = "containerd.runc.v1.ProcessDetails".into();
+    any.value = value;
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_details_carry_the_exec_id() {
+        let id = "x".repeat(200);
+        let any = process_details(&id);
+        let mut input = containerd_shim::protos::protobuf::CodedInputStream::from_bytes(&any.value);
+        assert_eq!(input.read_raw_tag_or_eof().unwrap(), Some(0x0a));
+        assert_eq!(input.read_string().unwrap(), id);
+        assert!(input.eof().unwrap());
     }
 }
