@@ -1,6 +1,13 @@
 //! Mounting the rootfs containerd hands over (overlay, bind, ...) in the calling thread:
 //! no fork from this multithreaded process.
+//!
+//! mount(2) takes at most one page of options, which an image of some 50 layers outgrows in
+//! `lowerdir` alone. containerd's Go code then chdirs into the layers' common parent in a
+//! forked helper to shorten the paths; we instead build such an overlay with the new mount API
+//! (fsopen/fsconfig), one `lowerdir+` per layer (Linux 6.8), where no option string is long.
 
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -62,12 +69,143 @@ pub fn mount_one(
     let fs = Some(fs_type).filter(|t| !t.is_empty() && !flags.contains(MsFlags::MS_BIND));
     let data = Some(data.as_str()).filter(|d| !d.is_empty());
     let ro_bind = flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY);
-    mount(Some(source), target, fs, flags, data).map_err(err)?;
+    match data {
+        Some(d) if fs == Some("overlay") && d.len() >= page_size() => {
+            mount_overlay_by_parts(d, flags, target).map_err(err)?
+        }
+        _ => mount(Some(source), target, fs, flags, data).map_err(err)?,
+    }
     if ro_bind {
         // A bind mount ignores MS_RDONLY until it is remounted.
         let f = flags | MsFlags::MS_REMOUNT;
         mount::<str, Path, str, str>(None, target, None, f, None).map_err(err)?;
     }
+    Ok(())
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+fn check(ret: libc::c_long) -> nix::Result<libc::c_long> {
+    if ret < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cstr(s: &str) -> nix::Result<CString> {
+    CString::new(s).map_err(|_| nix::Error::EINVAL)
+}
+
+/// One overlay option for fsconfig: `lowerdir` is split into `lowerdir+` per layer (a `\:`
+/// inside a path is an escaped colon, not a separator).
+fn overlay_parts(data: &str) -> Vec<(String, Option<String>)> {
+    let mut parts = Vec::new();
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("lowerdir", dirs)) => {
+                let mut cur = String::new();
+                let mut chars = dirs.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                cur.push(n);
+                            }
+                        }
+                        ':' => parts.push(("lowerdir+".into(), Some(std::mem::take(&mut cur)))),
+                        c => cur.push(c),
+                    }
+                }
+                parts.push(("lowerdir+".into(), Some(cur)));
+            }
+            Some((k, v)) => parts.push((k.into(), Some(v.into()))),
+            None => parts.push((opt.into(), None)),
+        }
+    }
+    parts
+}
+
+/// The overlay of `data` built with fsopen/fsconfig/fsmount and moved onto `target`.
+fn mount_overlay_by_parts(data: &str, flags: MsFlags, target: &Path) -> nix::Result<()> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    // SAFETY: fsopen with a NUL-terminated name; the fd it returns is ours.
+    let fs = unsafe {
+        OwnedFd::from_raw_fd(check(libc::syscall(
+            libc::SYS_fsopen,
+            c"overlay".as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))? as i32)
+    };
+    for (key, value) in overlay_parts(data) {
+        let k = cstr(&key)?;
+        let v = value.as_deref().map(cstr).transpose()?;
+        let (cmd, vp) = match &v {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: fsconfig on our fs context with NUL-terminated key and value.
+        check(unsafe {
+            libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vp, 0)
+        })?;
+    }
+    // SAFETY: fsconfig(CREATE) takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })?;
+    let mut attrs: libc::c_uint = 0;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
+    ] {
+        if flags.contains(f) {
+            attrs |= a as libc::c_uint;
+        }
+    }
+    // SAFETY: fsmount of our created context; the mount fd it returns is ours.
+    let mnt = unsafe {
+        OwnedFd::from_raw_fd(check(libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs,
+        ))? as i32)
+    };
+    let t = CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: move_mount of our detached mount onto a NUL-terminated target path.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
     Ok(())
 }
 
@@ -111,5 +249,65 @@ mod tests {
         nix::mount::umount2(dst.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
         assert!(write.is_err(), "read-only bind mount was writable");
         assert_eq!(content.unwrap(), "x");
+    }
+
+    #[test]
+    fn lowerdir_splits_into_layers_with_escaped_colons() {
+        let parts = overlay_parts("index=off,lowerdir=/a\\:b:/c,upperdir=/u,userxattr");
+        let want: Vec<(String, Option<String>)> = vec![
+            ("index".into(), Some("off".into())),
+            ("lowerdir+".into(), Some("/a:b".into())),
+            ("lowerdir+".into(), Some("/c".into())),
+            ("upperdir".into(), Some("/u".into())),
+            ("userxattr".into(), None),
+        ];
+        assert_eq!(parts, want);
+    }
+
+    /// An overlay whose options are far over a page (mount(2) would say EINVAL): every
+    /// layer is there, in order, and the upper dir takes writes.
+    #[test]
+    fn overlay_of_many_long_layer_paths_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "l".repeat(120);
+        let mut lowers = Vec::new();
+        for i in 0..80 {
+            let d = dir.path().join(format!("{long}-{i:03}"));
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join(format!("only-{i}")), i.to_string()).unwrap();
+            std::fs::write(d.join("top"), i.to_string()).unwrap();
+            lowers.push(d.to_str().unwrap().to_string());
+        }
+        for d in ["upper", "work", "rootfs"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let p = |d: &str| dir.path().join(d).to_str().unwrap().to_string();
+        let options = opts(&[
+            &format!("workdir={}", p("work")),
+            &format!("upperdir={}", p("upper")),
+            &format!("lowerdir={}", lowers.join(":")),
+        ]);
+        assert!(options.iter().map(|o| o.len()).sum::<usize>() > 2 * page_size());
+        let target = dir.path().join("rootfs");
+        let (_, data) = parse_options(&options);
+        let plain = mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        );
+        assert!(plain.is_err(), "mount(2) took {} bytes of options", data.len());
+        mount_one("overlay", "overlay", &options, &target).unwrap();
+        let seen = (
+            std::fs::read_to_string(target.join("top")),
+            std::fs::read_to_string(target.join("only-79")),
+            std::fs::write(target.join("new"), "w"),
+        );
+        nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert_eq!(seen.0.unwrap(), "0", "the first lowerdir is the top layer");
+        assert_eq!(seen.1.unwrap(), "79");
+        seen.2.unwrap();
+        assert!(dir.path().join("upper/new").exists());
     }
 }

@@ -111,6 +111,10 @@ const ALLOWED: &[i64] = &[
     // rootfs mounts, signals to containers, reaping
     libc::SYS_mount,
     libc::SYS_umount2,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_move_mount,
     libc::SYS_kill,
     libc::SYS_tgkill,
     libc::SYS_wait4,
