@@ -173,3 +173,69 @@ fn polis_shim_detached_exec_pause_metrics_kill_delete() {
 fn go_shim_with_polis_runc_detached_exec_pause_metrics_kill_delete() {
     detached_exec_kill_delete(Shim::GoRuncShim);
 }
+
+fn task_pid(ctrd: &Containerd, id: &str) -> i32 {
+    let out = ctrd.ctr_ok(&["task", "ls"]);
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for {id}: {out}"))
+}
+
+/// A container that joins another's pid namespace: when its init dies the kernel kills
+/// nothing else, so the shim must (`kill --all`), or its execs would live on unseen.
+fn execs_die_with_an_init_in_a_shared_pid_namespace(shim: Shim) {
+    let ctrd = Containerd::start("sharedpid");
+    let flags = shim.run_flags();
+    let holder = ctrd.id("holder");
+    ctrd.ctr_ok(&run_args(
+        &flags,
+        &["-d"],
+        &[IMAGE, &holder, "sleep", "300"],
+    ));
+    let ns = format!("pid:/proc/{}/ns/pid", task_pid(&ctrd, &holder));
+    let guest = ctrd.id("guest");
+    ctrd.ctr_ok(&run_args(
+        &flags,
+        &["-d", "--with-ns", &ns],
+        &[IMAGE, &guest, "sleep", "300"],
+    ));
+    ctrd.ctr_ok(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "left",
+        &guest,
+        "sleep",
+        "300",
+    ]);
+    let ps = ctrd.ctr_ok(&["task", "ps", &guest]);
+    let exec_pid: i32 = ps
+        .lines()
+        .find(|l| l.contains("left"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{shim:?}: no exec in {ps}"));
+
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &guest]);
+    wait_until("the guest to stop", Duration::from_secs(20), || {
+        task_status(&ctrd, &guest) == "STOPPED"
+    });
+    wait_until("the guest's exec to die", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{exec_pid}")).exists()
+    });
+    assert_eq!(task_status(&ctrd, &holder), "RUNNING", "{shim:?}");
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn polis_shim_kills_execs_of_an_init_sharing_a_pid_namespace() {
+    execs_die_with_an_init_in_a_shared_pid_namespace(Shim::Polis);
+}
+
+#[test]
+fn go_shim_with_polis_runc_kills_execs_of_an_init_sharing_a_pid_namespace() {
+    execs_die_with_an_init_in_a_shared_pid_namespace(Shim::GoRuncShim);
+}

@@ -23,6 +23,22 @@ pub struct Container {
     pub runtime: Runtime,
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
+    /// No pid namespace of its own: when the init exits, the kernel does not kill the rest,
+    /// so the shim does (as the Go shim, `kill --all`).
+    pub kill_all_on_exit: bool,
+}
+
+/// Whether the bundle's spec leaves the container without a new pid namespace of its own.
+fn shares_pid_namespace(bundle: &Path) -> bool {
+    let spec: serde_json::Value = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let own = spec["linux"]["namespaces"].as_array().is_some_and(|v| {
+        v.iter()
+            .any(|ns| ns["type"] == "pid" && ns["path"].as_str().is_none_or(|p| p.is_empty()))
+    });
+    !own
 }
 
 /// What the `delete` subcommand needs to run the runtime of a bundle.
@@ -126,12 +142,14 @@ impl Container {
             let _ = runtime.delete(&req.id, true);
             unmount_rootfs(&bundle);
         })?;
+        let kill_all_on_exit = shares_pid_namespace(&bundle);
         Ok(Self {
             id: req.id.clone(),
             bundle,
             runtime,
             init: Arc::new(init),
             execs: Mutex::new(HashMap::new()),
+            kill_all_on_exit,
         })
     }
 
@@ -219,6 +237,20 @@ impl Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_new_pid_namespace_is_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |ns: &str| {
+            let s = format!(r#"{{"linux": {{"namespaces": [{{"type": "mount"}}{ns}]}}}}"#);
+            std::fs::write(dir.path().join("config.json"), s).unwrap();
+            shares_pid_namespace(dir.path())
+        };
+        assert!(!spec(r#", {"type": "pid"}"#));
+        assert!(!spec(r#", {"type": "pid", "path": ""}"#));
+        assert!(spec(r#", {"type": "pid", "path": "/proc/7/ns/pid"}"#));
+        assert!(spec(""));
+    }
 
     #[test]
     fn runtime_file_round_trips() {

@@ -297,7 +297,11 @@ mod tests {
             MsFlags::empty(),
             Some(data.as_str()),
         );
-        assert!(plain.is_err(), "mount(2) took {} bytes of options", data.len());
+        assert!(
+            plain.is_err(),
+            "mount(2) took {} bytes of options",
+            data.len()
+        );
         mount_one("overlay", "overlay", &options, &target).unwrap();
         let seen = (
             std::fs::read_to_string(target.join("top")),

@@ -123,6 +123,15 @@ impl Tasks {
 
     /// Called with `event_order` held.
     fn record_exit(&self, c: &Container, p: &Process, exit: Exit) {
+        if p.exit().is_some() {
+            return;
+        }
+        if p.exec_id.is_empty() && c.kill_all_on_exit {
+            // Before the exit is seen, so nothing of the container outlives its TaskExit.
+            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
+                log::warn!("kill the processes left in {}: {e}", c.id);
+            }
+        }
         if !p.set_exited(exit.status as u32, exit.at) {
             return;
         }
