@@ -1,14 +1,27 @@
 //! Events to containerd, published in order by one thread so no RPC waits on containerd.
 //! When containerd restarts, the connection is re-established and the event retried.
+//!
+//! Each event is encoded when it is queued, with its type URL spelled from the message's name:
+//! asking protobuf for the full name goes through its reflection, which builds the descriptors
+//! of every proto file the event depends on (descriptor.proto among them) and keeps them for
+//! the shim's life — some hundreds of KB per shim for a string we know.
 
 use std::sync::mpsc::{channel, Sender};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::shim::event::Envelope;
+use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::context::Context;
-use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::protos::{Client, EventsClient};
 
-type Event = (&'static str, Box<dyn MessageDyn>);
+/// Protobuf package of the task events (containerd/api/events/task.proto).
+const EVENTS_PACKAGE: &str = "containerd.events";
+
+/// A queued event: its topic and the `Any` that carries it.
+pub type Event = (&'static str, Any);
 
 /// The sending side; cheap to clone.
 #[derive(Clone)]
@@ -17,18 +30,21 @@ pub struct Events {
 }
 
 impl Events {
-    /// Starts the publishing thread on an existing connection to `address`.
-    pub fn start(publisher: RemotePublisher, address: String, namespace: String) -> Self {
+    /// Connects to containerd's ttrpc `address` and starts the publishing thread.
+    pub fn start(address: String, namespace: String) -> std::io::Result<Self> {
+        let publisher = Publisher::connect(&address).map_err(|e| {
+            std::io::Error::other(format!("connect to containerd at {address}: {e}"))
+        })?;
         let (tx, rx) = channel::<Event>();
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
                 let mut publisher = Some(publisher);
                 for (topic, event) in rx {
                     publish_with_retry(&mut publisher, &address, &namespace, topic, event);
                 }
-            });
-        Self { tx }
+            })?;
+        Ok(Self { tx })
     }
 
     /// Events that go to `tx` instead of containerd (tests).
@@ -37,26 +53,73 @@ impl Events {
         Self { tx }
     }
 
-    /// Queues an event; events leave in the order they are queued.
-    pub fn send(&self, topic: &'static str, event: impl MessageDyn + 'static) {
-        let _ = self.tx.send((topic, Box::new(event)));
+    /// Queues a task event (a message of package `containerd.events`); events leave in the
+    /// order they are queued.
+    pub fn send<M: Message>(&self, topic: &'static str, event: M) {
+        match event.write_to_bytes() {
+            Ok(value) => {
+                let mut any = Any::new();
+                any.type_url = format!("{EVENTS_PACKAGE}.{}", M::NAME);
+                any.value = value;
+                let _ = self.tx.send((topic, any));
+            }
+            Err(e) => log::error!("encode event {topic}: {e}"),
+        }
+    }
+}
+
+struct Publisher {
+    client: EventsClient,
+}
+
+impl Publisher {
+    fn connect(address: &str) -> Result<Self, String> {
+        let url = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("unix://{address}")
+        };
+        let client = Client::connect(&url).map_err(|e| e.to_string())?;
+        Ok(Self {
+            client: EventsClient::new(client),
+        })
+    }
+
+    fn publish(&self, topic: &str, namespace: &str, event: Any) -> Result<(), String> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut ts = Timestamp::new();
+        ts.seconds = now.as_secs() as i64;
+        ts.nanos = now.subsec_nanos() as i32;
+        let mut envelope = Envelope::new();
+        envelope.topic = topic.into();
+        envelope.namespace = namespace.into();
+        envelope.timestamp = MessageField::some(ts);
+        envelope.event = MessageField::some(event);
+        let mut req = ForwardRequest::new();
+        req.envelope = MessageField::some(envelope);
+        self.client
+            .forward(Context::default(), &req)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
 fn publish_with_retry(
-    publisher: &mut Option<RemotePublisher>,
+    publisher: &mut Option<Publisher>,
     address: &str,
     namespace: &str,
     topic: &str,
-    event: Box<dyn MessageDyn>,
+    event: Any,
 ) {
     // A restarting containerd takes a few seconds to listen again.
     for attempt in 0..60 {
         if publisher.is_none() {
-            *publisher = RemotePublisher::new(address).ok();
+            *publisher = Publisher::connect(address).ok();
         }
         if let Some(p) = publisher.as_ref() {
-            match p.publish(Context::default(), topic, namespace, event.clone_box()) {
+            match p.publish(topic, namespace, event.clone()) {
                 Ok(()) => return,
                 Err(e) => {
                     log::warn!("publish {topic} to {address} (attempt {attempt}): {e}");
@@ -67,4 +130,27 @@ fn publish_with_retry(
         std::thread::sleep(Duration::from_millis(250));
     }
     log::error!("dropped event {topic}: containerd at {address} unreachable");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::events::task::TaskExit;
+    use containerd_shim::protos::protobuf::MessageFull;
+
+    #[test]
+    fn type_urls_match_protobufs_own_names() {
+        let (tx, rx) = channel();
+        let events = Events::from_sender(tx);
+        let exit = TaskExit {
+            container_id: "c".into(),
+            exit_status: 3,
+            ..Default::default()
+        };
+        events.send("/tasks/exit", exit.clone());
+        let (topic, any) = rx.recv().unwrap();
+        assert_eq!(topic, "/tasks/exit");
+        assert_eq!(any.type_url, TaskExit::descriptor().full_name());
+        assert_eq!(TaskExit::parse_from_bytes(&any.value).unwrap(), exit);
+    }
 }

@@ -17,7 +17,6 @@ use containerd_shim::api::DeleteResponse;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::ttrpc::{MethodHandler, Server};
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
 use containerd_shim::{ExitSignal, Flags};
 
@@ -164,9 +163,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
     crate::seccomp::confine();
     monitor.start_reaper().context("watch child exits")?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
-    let publisher = RemotePublisher::new(&ttrpc_address)
-        .with_context(|| format!("connect to containerd at {ttrpc_address}"))?;
-    let events = Events::start(publisher, ttrpc_address, flags.namespace.clone());
+    let events = Events::start(ttrpc_address, flags.namespace.clone())?;
     let exit = Arc::new(ExitSignal::default());
     let task = TaskService::new(&flags.namespace, monitor, exits, events, exit.clone());
     // Fewer idle method threads per connection than ttrpc's 3 (1..5); ttrpc wants
