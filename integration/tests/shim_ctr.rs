@@ -92,13 +92,17 @@ fn go_shim_with_polis_runc_runs_echo_and_propagates_exit_codes() {
     echo_and_exit_codes(Shim::GoRuncShim);
 }
 
-fn task_status(ctrd: &Containerd, id: &str) -> String {
+/// Column `n` of `id`'s row in `ctr task ls` (1: pid, 2: status).
+fn task_column(ctrd: &Containerd, id: &str, n: usize) -> Option<String> {
     let out = ctrd.ctr_ok(&["task", "ls"]);
     out.lines()
         .find(|l| l.split_whitespace().next() == Some(id))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("")
-        .to_string()
+        .and_then(|l| l.split_whitespace().nth(n))
+        .map(str::to_string)
+}
+
+fn task_status(ctrd: &Containerd, id: &str) -> String {
+    task_column(ctrd, id, 2).unwrap_or_default()
 }
 
 fn detached_exec_kill_delete(shim: Shim) {
@@ -175,12 +179,9 @@ fn go_shim_with_polis_runc_detached_exec_pause_metrics_kill_delete() {
 }
 
 fn task_pid(ctrd: &Containerd, id: &str) -> i32 {
-    let out = ctrd.ctr_ok(&["task", "ls"]);
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(id))
-        .and_then(|l| l.split_whitespace().nth(1))
+    task_column(ctrd, id, 1)
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid for {id}: {out}"))
+        .unwrap_or_else(|| panic!("no pid for {id} in ctr task ls"))
 }
 
 /// A container that joins another's pid namespace: when its init dies the kernel kills
