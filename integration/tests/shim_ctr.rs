@@ -141,10 +141,24 @@ fn detached_exec_kill_delete(shim: Shim) {
     ctrd.ctr_ok(&["task", "resume", &id]);
     assert_eq!(task_status(&ctrd, &id), "RUNNING");
 
+    // Real counters of the container's cgroups, not just the table's rows.
     let metrics = ctrd.ctr_ok(&["task", "metrics", &id]);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .get(..2)
+                    .and_then(|f| (f[0] == name).then(|| f[1].parse().ok()).flatten())
+            })
+            .unwrap_or_else(|| panic!("{shim:?}: no {name} in {metrics}"))
+    };
+    assert!(value("memory.usage_in_bytes") > 0, "{shim:?}: {metrics}");
+    assert!(value("cpuacct.usage") > 0, "{shim:?}: {metrics}");
     assert!(
-        metrics.contains("memory.usage_in_bytes"),
-        "{shim:?}: {metrics}"
+        value("pids.current") >= 2,
+        "{shim:?}: sleep and the exec: {metrics}"
     );
 
     // sleep is PID 1 of its namespace and has no SIGTERM handler: only SIGKILL stops it.

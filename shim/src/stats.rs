@@ -1,24 +1,440 @@
 //! Task metrics: the cgroup of the init process, in containerd's Metrics types (v1 or v2),
 //! packed as the `Any` containerd's `ctr task metrics` decodes.
+//!
+//! The files are read here rather than through the `containerd-shim` crate's collector: that one
+//! pulls in cgroups-rs (and zbus for its systemd support), some 150 KB of code in every
+//! long-lived shim, and on v1 reads cpu usage from the v2 file names.
 
-use containerd_shim::cgroup::{collect_metrics, collect_metrics_v2, get_cgroup};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use containerd_shim::protos::cgroups::metrics as v1;
+use containerd_shim::protos::cgroups_v2::metrics as v2;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::protobuf::{Message, MessageField};
 
 const V1_TYPE: &str = "io.containerd.cgroups.v1.Metrics";
 const V2_TYPE: &str = "io.containerd.cgroups.v2.Metrics";
+/// USER_HZ: cpuacct.stat counts in these ticks.
+const TICKS_PER_SECOND: u64 = 100;
 
 pub fn collect(pid: u32) -> Result<Any, String> {
-    let cgroup = get_cgroup(pid).map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
-    let (type_url, value) = if cgroup.v2() {
-        let m = collect_metrics_v2(&cgroup).map_err(|e| e.to_string())?;
-        (V2_TYPE, m.write_to_bytes().map_err(|e| e.to_string())?)
-    } else {
-        let m = collect_metrics(&cgroup).map_err(|e| e.to_string())?;
-        (V1_TYPE, m.write_to_bytes().map_err(|e| e.to_string())?)
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let paths = parse_proc_cgroup(&cgroups);
+    let (type_url, value) = match (paths.get("").zip(mounts.get("")), paths.len()) {
+        (Some((rel, mnt)), 1) => {
+            let m = metrics_v2(&mnt.join(rel.trim_start_matches('/')));
+            (V2_TYPE, m.write_to_bytes())
+        }
+        _ => {
+            let dir = |controller: &str| {
+                let rel = paths.get(controller)?;
+                Some(mounts.get(controller)?.join(rel.trim_start_matches('/')))
+            };
+            (V1_TYPE, metrics_v1(dir).write_to_bytes())
+        }
     };
     let mut any = Any::new();
     any.type_url = type_url.into();
-    any.value = value;
+    any.value = value.map_err(|e| e.to_string())?;
     Ok(any)
+}
+
+/// Controller → cgroup path of the process (`""` for the unified hierarchy).
+fn parse_proc_cgroup(data: &str) -> HashMap<String, String> {
+    let mut paths = HashMap::new();
+    for line in data.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        for c in controllers.split(',') {
+            paths.insert(c.to_string(), path.to_string());
+        }
+    }
+    paths
+}
+
+/// Controller → mount point of its hierarchy (`""` for cgroup2), from mountinfo.
+fn cgroup_mounts(mountinfo: &str) -> HashMap<String, PathBuf> {
+    let mut mounts = HashMap::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split_whitespace();
+        let (Some(fs), Some(_), Some(opts)) = (post.next(), post.next(), post.next()) else {
+            continue;
+        };
+        // The mountinfo root field: only a hierarchy mounted from its root maps paths 1:1.
+        let mut pre = pre.split_whitespace();
+        let (Some(root), Some(mnt)) = (pre.nth(3), pre.next()) else {
+            continue;
+        };
+        if root != "/" {
+            continue;
+        }
+        match fs {
+            "cgroup2" => {
+                mounts
+                    .entry(String::new())
+                    .or_insert_with(|| PathBuf::from(mnt));
+            }
+            "cgroup" => {
+                for o in opts.split(',') {
+                    mounts
+                        .entry(o.to_string())
+                        .or_insert_with(|| PathBuf::from(mnt));
+                }
+            }
+            _ => {}
+        }
+    }
+    mounts
+}
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok()
+}
+
+/// A single number; "max" (no limit) reads as 0, as containerd reports it.
+fn number(dir: &Path, file: &str) -> u64 {
+    read(dir, file)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `key value` lines.
+fn keyed(dir: &Path, file: &str) -> HashMap<String, u64> {
+    read(dir, file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn metrics_v1(dir: impl Fn(&str) -> Option<PathBuf>) -> v1::Metrics {
+    let mut m = v1::Metrics::new();
+    if let Some(d) = dir("pids") {
+        m.pids = MessageField::some(v1::PidsStat {
+            current: number(&d, "pids.current"),
+            limit: number(&d, "pids.max"),
+            ..Default::default()
+        });
+    }
+    if let Some(d) = dir("cpuacct") {
+        let stat = keyed(&d, "cpuacct.stat");
+        let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SECOND);
+        let usage = v1::CPUUsage {
+            total: number(&d, "cpuacct.usage"),
+            user: ns(stat.get("user").copied().unwrap_or(0)),
+            kernel: ns(stat.get("system").copied().unwrap_or(0)),
+            per_cpu: read(&d, "cpuacct.usage_percpu")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect(),
+            ..Default::default()
+        };
+        let throttle = dir("cpu")
+            .map(|c| keyed(&c, "cpu.stat"))
+            .unwrap_or_default();
+        let get = |k: &str| throttle.get(k).copied().unwrap_or(0);
+        m.cpu = MessageField::some(v1::CPUStat {
+            usage: MessageField::some(usage),
+            throttling: MessageField::some(v1::Throttle {
+                periods: get("nr_periods"),
+                throttled_periods: get("nr_throttled"),
+                throttled_time: get("throttled_time"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(d) = dir("memory") {
+        m.memory = MessageField::some(memory_v1(&d));
+        let oom = keyed(&d, "memory.oom_control");
+        let get = |k: &str| oom.get(k).copied().unwrap_or(0);
+        m.memory_oom_control = MessageField::some(v1::MemoryOomControl {
+            oom_kill_disable: get("oom_kill_disable"),
+            under_oom: get("under_oom"),
+            oom_kill: get("oom_kill"),
+            ..Default::default()
+        });
+    }
+    if let Some(d) = dir("blkio") {
+        m.blkio = MessageField::some(v1::BlkIOStat {
+            io_service_bytes_recursive: blkio(&d, "blkio.throttle.io_service_bytes"),
+            io_serviced_recursive: blkio(&d, "blkio.throttle.io_serviced"),
+            ..Default::default()
+        });
+    }
+    m
+}
+
+fn memory_entry(d: &Path, prefix: &str) -> MessageField<v1::MemoryEntry> {
+    MessageField::some(v1::MemoryEntry {
+        usage: number(d, &format!("{prefix}usage_in_bytes")),
+        limit: number(d, &format!("{prefix}limit_in_bytes")),
+        max: number(d, &format!("{prefix}max_usage_in_bytes")),
+        failcnt: number(d, &format!("{prefix}failcnt")),
+        ..Default::default()
+    })
+}
+
+fn memory_v1(d: &Path) -> v1::MemoryStat {
+    let s = keyed(d, "memory.stat");
+    let g = |k: &str| s.get(k).copied().unwrap_or(0);
+    v1::MemoryStat {
+        cache: g("cache"),
+        rss: g("rss"),
+        rss_huge: g("rss_huge"),
+        mapped_file: g("mapped_file"),
+        dirty: g("dirty"),
+        writeback: g("writeback"),
+        pg_pg_in: g("pgpgin"),
+        pg_pg_out: g("pgpgout"),
+        pg_fault: g("pgfault"),
+        pg_maj_fault: g("pgmajfault"),
+        inactive_anon: g("inactive_anon"),
+        active_anon: g("active_anon"),
+        inactive_file: g("inactive_file"),
+        active_file: g("active_file"),
+        unevictable: g("unevictable"),
+        hierarchical_memory_limit: g("hierarchical_memory_limit"),
+        hierarchical_swap_limit: g("hierarchical_memsw_limit"),
+        total_cache: g("total_cache"),
+        total_rss: g("total_rss"),
+        total_rss_huge: g("total_rss_huge"),
+        total_mapped_file: g("total_mapped_file"),
+        total_dirty: g("total_dirty"),
+        total_writeback: g("total_writeback"),
+        total_pg_pg_in: g("total_pgpgin"),
+        total_pg_pg_out: g("total_pgpgout"),
+        total_pg_fault: g("total_pgfault"),
+        total_pg_maj_fault: g("total_pgmajfault"),
+        total_inactive_anon: g("total_inactive_anon"),
+        total_active_anon: g("total_active_anon"),
+        total_inactive_file: g("total_inactive_file"),
+        total_active_file: g("total_active_file"),
+        total_unevictable: g("total_unevictable"),
+        usage: memory_entry(d, "memory."),
+        swap: memory_entry(d, "memory.memsw."),
+        kernel: memory_entry(d, "memory.kmem."),
+        kernel_tcp: memory_entry(d, "memory.kmem.tcp."),
+        ..Default::default()
+    }
+}
+
+/// `MAJ:MIN Op value` lines of a blkio file (its `Total` lines are left out, as containerd does).
+fn blkio(d: &Path, file: &str) -> Vec<v1::BlkIOEntry> {
+    read(d, file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, op, value) = (f.next()?, f.next()?, f.next()?);
+            let (major, minor) = dev.split_once(':')?;
+            Some(v1::BlkIOEntry {
+                op: op.to_string(),
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                value: value.parse().ok()?,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+fn metrics_v2(d: &Path) -> v2::Metrics {
+    let mut m = v2::Metrics::new();
+    m.pids = MessageField::some(v2::PidsStat {
+        current: number(d, "pids.current"),
+        limit: number(d, "pids.max"),
+        ..Default::default()
+    });
+    let cpu = keyed(d, "cpu.stat");
+    let c = |k: &str| cpu.get(k).copied().unwrap_or(0);
+    m.cpu = MessageField::some(v2::CPUStat {
+        usage_usec: c("usage_usec"),
+        user_usec: c("user_usec"),
+        system_usec: c("system_usec"),
+        nr_periods: c("nr_periods"),
+        nr_throttled: c("nr_throttled"),
+        throttled_usec: c("throttled_usec"),
+        ..Default::default()
+    });
+    let s = keyed(d, "memory.stat");
+    let g = |k: &str| s.get(k).copied().unwrap_or(0);
+    m.memory = MessageField::some(v2::MemoryStat {
+        anon: g("anon"),
+        file: g("file"),
+        kernel_stack: g("kernel_stack"),
+        slab: g("slab"),
+        sock: g("sock"),
+        shmem: g("shmem"),
+        file_mapped: g("file_mapped"),
+        file_dirty: g("file_dirty"),
+        file_writeback: g("file_writeback"),
+        anon_thp: g("anon_thp"),
+        inactive_anon: g("inactive_anon"),
+        active_anon: g("active_anon"),
+        inactive_file: g("inactive_file"),
+        active_file: g("active_file"),
+        unevictable: g("unevictable"),
+        slab_reclaimable: g("slab_reclaimable"),
+        slab_unreclaimable: g("slab_unreclaimable"),
+        pgfault: g("pgfault"),
+        pgmajfault: g("pgmajfault"),
+        usage: number(d, "memory.current"),
+        usage_limit: number(d, "memory.max"),
+        max_usage: number(d, "memory.peak"),
+        swap_usage: number(d, "memory.swap.current"),
+        swap_limit: number(d, "memory.swap.max"),
+        ..Default::default()
+    });
+    let ev = keyed(d, "memory.events");
+    let e = |k: &str| ev.get(k).copied().unwrap_or(0);
+    m.memory_events = MessageField::some(v2::MemoryEvents {
+        low: e("low"),
+        high: e("high"),
+        max: e("max"),
+        oom: e("oom"),
+        oom_kill: e("oom_kill"),
+        ..Default::default()
+    });
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (f, c) in files {
+            std::fs::write(dir.join(f), c).unwrap();
+        }
+    }
+
+    #[test]
+    fn proc_cgroup_and_mountinfo_locate_each_controller() {
+        let paths = parse_proc_cgroup("12:pids:/ns/c\n4:cpu,cpuacct:/ns/c\n0::/user.slice\n");
+        assert_eq!(paths["cpuacct"], "/ns/c");
+        assert_eq!(paths[""], "/user.slice");
+        let mi = "30 25 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n\
+                  33 25 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                  40 25 0:29 /ns /elsewhere rw - cgroup cgroup rw,pids\n";
+        let m = cgroup_mounts(mi);
+        assert_eq!(m["cpuacct"], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(m[""], PathBuf::from("/sys/fs/cgroup/unified"));
+        assert!(
+            !m.contains_key("pids"),
+            "a bind of a subtree is not the hierarchy"
+        );
+    }
+
+    #[test]
+    fn v1_files_fill_the_metrics() {
+        let t = tempfile::tempdir().unwrap();
+        let mem = t.path().join("memory");
+        write(
+            &mem,
+            &[
+                ("memory.stat", "cache 4096\nrss 8192\ntotal_rss 8192\n"),
+                ("memory.usage_in_bytes", "12288\n"),
+                ("memory.limit_in_bytes", "16777216\n"),
+                ("memory.max_usage_in_bytes", "20000\n"),
+                ("memory.failcnt", "3\n"),
+                (
+                    "memory.oom_control",
+                    "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+                ),
+            ],
+        );
+        let cpu = t.path().join("cpuacct");
+        write(
+            &cpu,
+            &[
+                ("cpuacct.usage", "5000000\n"),
+                ("cpuacct.usage_percpu", "3000000 2000000 \n"),
+                ("cpuacct.stat", "user 3\nsystem 1\n"),
+                (
+                    "cpu.stat",
+                    "nr_periods 10\nnr_throttled 4\nthrottled_time 99\n",
+                ),
+            ],
+        );
+        let pids = t.path().join("pids");
+        write(&pids, &[("pids.current", "2\n"), ("pids.max", "max\n")]);
+        let dirs: HashMap<&str, PathBuf> = [
+            ("memory", mem),
+            ("cpuacct", cpu.clone()),
+            ("cpu", cpu),
+            ("pids", pids),
+        ]
+        .into();
+        let m = metrics_v1(|c| dirs.get(c).cloned());
+        let memory = m.memory.as_ref().unwrap();
+        assert_eq!(
+            (memory.cache, memory.rss, memory.total_rss),
+            (4096, 8192, 8192)
+        );
+        let usage = memory.usage.as_ref().unwrap();
+        assert_eq!(
+            (usage.usage, usage.limit, usage.max, usage.failcnt),
+            (12288, 16777216, 20000, 3)
+        );
+        assert_eq!(m.memory_oom_control.oom_kill, 2);
+        let cpu = m.cpu.as_ref().unwrap();
+        let u = cpu.usage.as_ref().unwrap();
+        assert_eq!(
+            (u.total, u.user, u.kernel),
+            (5000000, 30_000_000, 10_000_000)
+        );
+        assert_eq!(u.per_cpu, vec![3000000, 2000000]);
+        assert_eq!(cpu.throttling.throttled_periods, 4);
+        assert_eq!((m.pids.current, m.pids.limit), (2, 0));
+        assert!(m.blkio.is_none());
+    }
+
+    #[test]
+    fn v2_files_fill_the_metrics() {
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            &[
+                (
+                    "cpu.stat",
+                    "usage_usec 700\nuser_usec 500\nsystem_usec 200\n",
+                ),
+                ("memory.stat", "anon 4096\nfile 8192\n"),
+                ("memory.current", "12288\n"),
+                ("memory.max", "max\n"),
+                ("memory.events", "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"),
+                ("pids.current", "3\n"),
+                ("pids.max", "100\n"),
+            ],
+        );
+        let m = metrics_v2(t.path());
+        assert_eq!(
+            (m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec),
+            (700, 500, 200)
+        );
+        assert_eq!(
+            (m.memory.anon, m.memory.file, m.memory.usage),
+            (4096, 8192, 12288)
+        );
+        assert_eq!(m.memory.usage_limit, 0);
+        assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (5, 1));
+        assert_eq!((m.pids.current, m.pids.limit), (3, 100));
+    }
 }
