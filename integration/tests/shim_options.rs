@@ -32,8 +32,15 @@ impl ShimCgroup {
 
 impl Drop for ShimCgroup {
     fn drop(&mut self) {
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir(d);
+        // A shim killed a moment ago (a failed test) may still be leaving the cgroup.
+        for _ in 0..50 {
+            for d in &self.dirs {
+                let _ = std::fs::remove_dir(d);
+            }
+            if self.dirs.iter().all(|d| !d.exists()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let left: Vec<String> = cgroup_dirs(&self.path)
             .into_iter()
@@ -69,8 +76,10 @@ fn stop(ctrd: &Containerd, id: &str) {
 
 #[test]
 fn config_file_from_cri_options_places_the_shim_and_drops_the_keyring() {
+    // Declared first so it is dropped last, after `ctrd` has killed any shim left in it.
+    let cg: ShimCgroup;
     let ctrd = Containerd::start("options");
-    let cg = ShimCgroup::new(format!("/{}-shims", ctrd.id("cg")));
+    cg = ShimCgroup::new(format!("/{}-shims", ctrd.id("cg")));
     let cfg = ctrd.dir().join("shim.json");
     std::fs::write(
         &cfg,
