@@ -28,12 +28,17 @@ pub struct Container {
     pub kill_all_on_exit: bool,
 }
 
-/// Whether the bundle's spec leaves the container without a new pid namespace of its own.
-fn shares_pid_namespace(bundle: &Path) -> bool {
-    let spec: serde_json::Value = std::fs::read(bundle.join("config.json"))
+/// The bundle's config.json; `null` when it cannot be read.
+pub fn read_spec(bundle: &Path) -> serde_json::Value {
+    std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Whether the bundle's spec leaves the container without a new pid namespace of its own.
+fn shares_pid_namespace(bundle: &Path) -> bool {
+    let spec = read_spec(bundle);
     let own = spec["linux"]["namespaces"].as_array().is_some_and(|v| {
         v.iter()
             .any(|ns| ns["type"] == "pid" && ns["path"].as_str().is_none_or(|p| p.is_empty()))
@@ -97,11 +102,7 @@ impl Container {
         let settings = Settings::from_any(req.options.as_ref())
             .map_err(|e| TaskError::InvalidArgument(format!("{}: {e}", req.id)))?;
         let bundle = PathBuf::from(&req.bundle);
-        let record = RuntimeRecord {
-            binary: settings.binary.clone(),
-            root: settings.root(namespace),
-            systemd_cgroup: settings.systemd_cgroup,
-        };
+        let record = settings.record(namespace);
         write_runtime_file(&bundle, &record)?;
         let runtime = Runtime::new(&record, bundle.join("log.json"), monitor.clone());
         let rootfs = bundle.join("rootfs");

@@ -13,6 +13,8 @@ use containerd_shim::protos::protobuf::{CodedInputStream, Message};
 use containerd_shim::protos::shim::oci::Options;
 use serde::Deserialize;
 
+use crate::container::RuntimeRecord;
+
 /// Where the runtime keeps its state unless the options say otherwise.
 pub const DEFAULT_ROOT: &str = "/run/containerd/polis";
 /// Environment override of the runtime binary (containerd passes its env to shims).
@@ -50,6 +52,15 @@ pub struct Settings {
 impl Settings {
     pub fn root(&self, namespace: &str) -> PathBuf {
         Path::new(&self.root_base).join(namespace)
+    }
+
+    /// What a container of `namespace` records for the `delete` subcommand.
+    pub fn record(&self, namespace: &str) -> RuntimeRecord {
+        RuntimeRecord {
+            binary: self.binary.clone(),
+            root: self.root(namespace),
+            systemd_cgroup: self.systemd_cgroup,
+        }
     }
 
     /// The settings when even the config file cannot be read.

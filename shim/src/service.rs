@@ -20,7 +20,7 @@ use containerd_shim::protos::ttrpc::{MethodHandler, Server};
 use containerd_shim::util::write_address;
 use containerd_shim::{ExitSignal, Flags};
 
-use crate::container::{read_runtime_file, unmount_rootfs, RuntimeRecord};
+use crate::container::{read_runtime_file, unmount_rootfs};
 use crate::events::Events;
 use crate::monitor::Monitor;
 use crate::options::Settings;
@@ -61,11 +61,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
             log::warn!("{e}");
             Settings::fallback()
         });
-        RuntimeRecord {
-            root: s.root(&flags.namespace),
-            binary: s.binary,
-            systemd_cgroup: s.systemd_cgroup,
-        }
+        s.record(&flags.namespace)
     });
     let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
     if let Err(e) = runtime.delete(&flags.id, true) {

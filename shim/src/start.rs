@@ -22,7 +22,7 @@ pub fn start(flags: &Flags) -> Result<()> {
     } else {
         flags.bundle.clone().into()
     };
-    let spec = read_spec(&bundle);
+    let spec = crate::container::read_spec(&bundle);
     let group = grouping(&spec, &flags.id);
     let opts = StartOpts {
         id: flags.id.clone(),
@@ -127,11 +127,4 @@ fn adjust_oom_score(pid: i32) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other.with_context(|| format!("write {ours}")),
     }
-}
-
-fn read_spec(bundle: &Path) -> serde_json::Value {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default()
 }
