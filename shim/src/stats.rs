@@ -109,16 +109,27 @@ fn number(dir: &Path, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `key value` lines.
-fn keyed(dir: &Path, file: &str) -> HashMap<String, u64> {
-    read(dir, file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
+/// The `key value` lines of a stat file; a key it lacks reads as 0.
+#[derive(Default)]
+struct Counters(HashMap<String, u64>);
+
+impl Counters {
+    fn get(&self, key: &str) -> u64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+}
+
+fn keyed(dir: &Path, file: &str) -> Counters {
+    Counters(
+        read(dir, file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 fn metrics_v1(dir: impl Fn(&str) -> Option<PathBuf>) -> v1::Metrics {
@@ -135,8 +146,8 @@ fn metrics_v1(dir: impl Fn(&str) -> Option<PathBuf>) -> v1::Metrics {
         let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SECOND);
         let usage = v1::CPUUsage {
             total: number(&d, "cpuacct.usage"),
-            user: ns(stat.get("user").copied().unwrap_or(0)),
-            kernel: ns(stat.get("system").copied().unwrap_or(0)),
+            user: ns(stat.get("user")),
+            kernel: ns(stat.get("system")),
             per_cpu: read(&d, "cpuacct.usage_percpu")
                 .unwrap_or_default()
                 .split_whitespace()
@@ -147,13 +158,12 @@ fn metrics_v1(dir: impl Fn(&str) -> Option<PathBuf>) -> v1::Metrics {
         let throttle = dir("cpu")
             .map(|c| keyed(&c, "cpu.stat"))
             .unwrap_or_default();
-        let get = |k: &str| throttle.get(k).copied().unwrap_or(0);
         m.cpu = MessageField::some(v1::CPUStat {
             usage: MessageField::some(usage),
             throttling: MessageField::some(v1::Throttle {
-                periods: get("nr_periods"),
-                throttled_periods: get("nr_throttled"),
-                throttled_time: get("throttled_time"),
+                periods: throttle.get("nr_periods"),
+                throttled_periods: throttle.get("nr_throttled"),
+                throttled_time: throttle.get("throttled_time"),
                 ..Default::default()
             }),
             ..Default::default()
@@ -162,11 +172,10 @@ fn metrics_v1(dir: impl Fn(&str) -> Option<PathBuf>) -> v1::Metrics {
     if let Some(d) = dir("memory") {
         m.memory = MessageField::some(memory_v1(&d));
         let oom = keyed(&d, "memory.oom_control");
-        let get = |k: &str| oom.get(k).copied().unwrap_or(0);
         m.memory_oom_control = MessageField::some(v1::MemoryOomControl {
-            oom_kill_disable: get("oom_kill_disable"),
-            under_oom: get("under_oom"),
-            oom_kill: get("oom_kill"),
+            oom_kill_disable: oom.get("oom_kill_disable"),
+            under_oom: oom.get("under_oom"),
+            oom_kill: oom.get("oom_kill"),
             ..Default::default()
         });
     }
@@ -192,40 +201,39 @@ fn memory_entry(d: &Path, prefix: &str) -> MessageField<v1::MemoryEntry> {
 
 fn memory_v1(d: &Path) -> v1::MemoryStat {
     let s = keyed(d, "memory.stat");
-    let g = |k: &str| s.get(k).copied().unwrap_or(0);
     v1::MemoryStat {
-        cache: g("cache"),
-        rss: g("rss"),
-        rss_huge: g("rss_huge"),
-        mapped_file: g("mapped_file"),
-        dirty: g("dirty"),
-        writeback: g("writeback"),
-        pg_pg_in: g("pgpgin"),
-        pg_pg_out: g("pgpgout"),
-        pg_fault: g("pgfault"),
-        pg_maj_fault: g("pgmajfault"),
-        inactive_anon: g("inactive_anon"),
-        active_anon: g("active_anon"),
-        inactive_file: g("inactive_file"),
-        active_file: g("active_file"),
-        unevictable: g("unevictable"),
-        hierarchical_memory_limit: g("hierarchical_memory_limit"),
-        hierarchical_swap_limit: g("hierarchical_memsw_limit"),
-        total_cache: g("total_cache"),
-        total_rss: g("total_rss"),
-        total_rss_huge: g("total_rss_huge"),
-        total_mapped_file: g("total_mapped_file"),
-        total_dirty: g("total_dirty"),
-        total_writeback: g("total_writeback"),
-        total_pg_pg_in: g("total_pgpgin"),
-        total_pg_pg_out: g("total_pgpgout"),
-        total_pg_fault: g("total_pgfault"),
-        total_pg_maj_fault: g("total_pgmajfault"),
-        total_inactive_anon: g("total_inactive_anon"),
-        total_active_anon: g("total_active_anon"),
-        total_inactive_file: g("total_inactive_file"),
-        total_active_file: g("total_active_file"),
-        total_unevictable: g("total_unevictable"),
+        cache: s.get("cache"),
+        rss: s.get("rss"),
+        rss_huge: s.get("rss_huge"),
+        mapped_file: s.get("mapped_file"),
+        dirty: s.get("dirty"),
+        writeback: s.get("writeback"),
+        pg_pg_in: s.get("pgpgin"),
+        pg_pg_out: s.get("pgpgout"),
+        pg_fault: s.get("pgfault"),
+        pg_maj_fault: s.get("pgmajfault"),
+        inactive_anon: s.get("inactive_anon"),
+        active_anon: s.get("active_anon"),
+        inactive_file: s.get("inactive_file"),
+        active_file: s.get("active_file"),
+        unevictable: s.get("unevictable"),
+        hierarchical_memory_limit: s.get("hierarchical_memory_limit"),
+        hierarchical_swap_limit: s.get("hierarchical_memsw_limit"),
+        total_cache: s.get("total_cache"),
+        total_rss: s.get("total_rss"),
+        total_rss_huge: s.get("total_rss_huge"),
+        total_mapped_file: s.get("total_mapped_file"),
+        total_dirty: s.get("total_dirty"),
+        total_writeback: s.get("total_writeback"),
+        total_pg_pg_in: s.get("total_pgpgin"),
+        total_pg_pg_out: s.get("total_pgpgout"),
+        total_pg_fault: s.get("total_pgfault"),
+        total_pg_maj_fault: s.get("total_pgmajfault"),
+        total_inactive_anon: s.get("total_inactive_anon"),
+        total_active_anon: s.get("total_active_anon"),
+        total_inactive_file: s.get("total_inactive_file"),
+        total_active_file: s.get("total_active_file"),
+        total_unevictable: s.get("total_unevictable"),
         usage: memory_entry(d, "memory."),
         swap: memory_entry(d, "memory.memsw."),
         kernel: memory_entry(d, "memory.kmem."),
@@ -262,38 +270,36 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
         ..Default::default()
     });
     let cpu = keyed(d, "cpu.stat");
-    let c = |k: &str| cpu.get(k).copied().unwrap_or(0);
     m.cpu = MessageField::some(v2::CPUStat {
-        usage_usec: c("usage_usec"),
-        user_usec: c("user_usec"),
-        system_usec: c("system_usec"),
-        nr_periods: c("nr_periods"),
-        nr_throttled: c("nr_throttled"),
-        throttled_usec: c("throttled_usec"),
+        usage_usec: cpu.get("usage_usec"),
+        user_usec: cpu.get("user_usec"),
+        system_usec: cpu.get("system_usec"),
+        nr_periods: cpu.get("nr_periods"),
+        nr_throttled: cpu.get("nr_throttled"),
+        throttled_usec: cpu.get("throttled_usec"),
         ..Default::default()
     });
     let s = keyed(d, "memory.stat");
-    let g = |k: &str| s.get(k).copied().unwrap_or(0);
     m.memory = MessageField::some(v2::MemoryStat {
-        anon: g("anon"),
-        file: g("file"),
-        kernel_stack: g("kernel_stack"),
-        slab: g("slab"),
-        sock: g("sock"),
-        shmem: g("shmem"),
-        file_mapped: g("file_mapped"),
-        file_dirty: g("file_dirty"),
-        file_writeback: g("file_writeback"),
-        anon_thp: g("anon_thp"),
-        inactive_anon: g("inactive_anon"),
-        active_anon: g("active_anon"),
-        inactive_file: g("inactive_file"),
-        active_file: g("active_file"),
-        unevictable: g("unevictable"),
-        slab_reclaimable: g("slab_reclaimable"),
-        slab_unreclaimable: g("slab_unreclaimable"),
-        pgfault: g("pgfault"),
-        pgmajfault: g("pgmajfault"),
+        anon: s.get("anon"),
+        file: s.get("file"),
+        kernel_stack: s.get("kernel_stack"),
+        slab: s.get("slab"),
+        sock: s.get("sock"),
+        shmem: s.get("shmem"),
+        file_mapped: s.get("file_mapped"),
+        file_dirty: s.get("file_dirty"),
+        file_writeback: s.get("file_writeback"),
+        anon_thp: s.get("anon_thp"),
+        inactive_anon: s.get("inactive_anon"),
+        active_anon: s.get("active_anon"),
+        inactive_file: s.get("inactive_file"),
+        active_file: s.get("active_file"),
+        unevictable: s.get("unevictable"),
+        slab_reclaimable: s.get("slab_reclaimable"),
+        slab_unreclaimable: s.get("slab_unreclaimable"),
+        pgfault: s.get("pgfault"),
+        pgmajfault: s.get("pgmajfault"),
         usage: number(d, "memory.current"),
         usage_limit: number(d, "memory.max"),
         max_usage: number(d, "memory.peak"),
@@ -302,13 +308,12 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
         ..Default::default()
     });
     let ev = keyed(d, "memory.events");
-    let e = |k: &str| ev.get(k).copied().unwrap_or(0);
     m.memory_events = MessageField::some(v2::MemoryEvents {
-        low: e("low"),
-        high: e("high"),
-        max: e("max"),
-        oom: e("oom"),
-        oom_kill: e("oom_kill"),
+        low: ev.get("low"),
+        high: ev.get("high"),
+        max: ev.get("max"),
+        oom: ev.get("oom"),
+        oom_kill: ev.get("oom_kill"),
         ..Default::default()
     });
     m
