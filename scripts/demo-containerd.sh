@@ -121,7 +121,7 @@ echo "GET http://127.0.0.1:8080/ from the host namespace: $(echo "$out" | tail -
 echo "$out" | grep -q 'Hello from a Polis container'
 ctr_ task exec --exec-id demo-exec web sh -c 'echo "exec in web: $(ps | wc -l) lines of ps"'
 ctr_ task ls
-ctr_ task metrics web | head -5
+ctr_ task metrics web | sed -n 1,5p  # sed reads it all: head would leave ctr a SIGPIPE
 
 log "stopping and removing everything"
 ctr_ task kill -s KILL web
