@@ -397,21 +397,34 @@ impl ProcfsHandleBuilder {
         match procfs {
             ProcfsHandle {
                 inner: MaybeOwnedFd::OwnedFd(inner),
+                mnt_id,
                 is_subset: true, // must be subset=pid to cache (risk: dangerous files)
                 is_detached: true, // must be detached to cache (risk: escape to host)
-                ..
+                resolver,
             } if !is_cached_handle_bad() => {
                 // Try to cache our new handle -- if another thread beat us to
                 // it, just use the handle that they cached and drop the one we
                 // created.
-                let cached_inner = match CACHED_PROCFS_HANDLE.try_insert(inner) {
-                    Ok(inner) => MaybeOwnedFd::BorrowedFd(inner.as_fd()),
-                    Err((inner, _)) => MaybeOwnedFd::BorrowedFd(inner.as_fd()),
+                let procfs = match CACHED_PROCFS_HANDLE.try_insert(inner) {
+                    // polis patch: our own handle went in, and it was verified
+                    // just above (new_fsopen/new_open_tree/... -> try_from_fd);
+                    // upstream verified it a second time here.
+                    Ok(cached) => ProcfsHandleRef {
+                        inner: MaybeOwnedFd::BorrowedFd(cached.as_fd()),
+                        mnt_id,
+                        is_subset: true,
+                        is_detached: true,
+                        resolver,
+                    },
+                    // Do not return an error here -- it should be impossible for
+                    // this validation to fail after we get here.
+                    Err((cached, _)) => {
+                        ProcfsHandle::try_from_maybe_owned_fd(MaybeOwnedFd::BorrowedFd(
+                            cached.as_fd(),
+                        ))
+                        .expect("cached procfs handle should be valid")
+                    }
                 };
-                // Do not return an error here -- it should be impossible for
-                // this validation to fail after we get here.
-                let procfs = ProcfsHandle::try_from_maybe_owned_fd(cached_inner)
-                    .expect("cached procfs handle should be valid");
                 CachedProcfs::record(&procfs);
                 Ok(procfs)
             }

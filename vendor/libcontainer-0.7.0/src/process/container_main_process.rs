@@ -50,6 +50,13 @@ pub enum ProcessError {
 type Result<T> = std::result::Result<T, ProcessError>;
 
 pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
+    // polis patch: pathrs caches one verified procfs handle per process (a private subset=pid
+    // procfs mount). Built here, before the clones, the intermediate and init processes
+    // inherit it (fd and cache) instead of each mounting and verifying their own, and the
+    // later delete in this process reuses it too. On failure nothing is cached and every
+    // process builds its own, as before.
+    let _ = pathrs::procfs::ProcfsHandle::new();
+
     // We use a set of channels to communicate between parent and child process.
     // Each channel is uni-directional. Because we will pass these channel to
     // cloned process, we have to be deligent about closing any unused channel.
