@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use containerd_shim::protos::api::CreateTaskRequest;
+use containerd_shim_protos::api::CreateTaskRequest;
 
 use crate::error::{Result, TaskError};
 use crate::io::{self, StdioPaths};

@@ -1,7 +1,7 @@
 //! Task errors and their one mapping to ttrpc codes (which containerd turns back into
 //! errdefs: NotFound, AlreadyExists, FailedPrecondition, ...).
 
-use containerd_shim::protos::ttrpc::{self, Code};
+use containerd_shim_protos::ttrpc::{self, Code};
 
 use crate::io::IoError;
 use crate::runtime::RuntimeError;

@@ -9,13 +9,13 @@
 use std::sync::mpsc::{channel, Sender};
 use std::time::{Duration, SystemTime};
 
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::{Message, MessageField};
-use containerd_shim::protos::shim::event::Envelope;
-use containerd_shim::protos::shim::events::ForwardRequest;
-use containerd_shim::protos::ttrpc::context::Context;
-use containerd_shim::protos::{Client, EventsClient};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::shim::event::Envelope;
+use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::ttrpc::context::Context;
+use containerd_shim_protos::{Client, EventsClient};
 
 /// Protobuf package of the task events (containerd/api/events/task.proto).
 const EVENTS_PACKAGE: &str = "containerd.events";
@@ -135,8 +135,8 @@ fn publish_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use containerd_shim::protos::events::task::TaskExit;
-    use containerd_shim::protos::protobuf::MessageFull;
+    use containerd_shim_protos::events::task::TaskExit;
+    use containerd_shim_protos::protobuf::MessageFull;
 
     #[test]
     fn type_urls_match_protobufs_own_names() {

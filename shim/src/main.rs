@@ -3,7 +3,9 @@
 mod container;
 mod error;
 mod events;
+mod flags;
 mod io;
+mod logger;
 mod monitor;
 mod mount;
 mod oom;
@@ -13,14 +15,14 @@ mod runtime;
 mod seccomp;
 mod service;
 mod start;
+mod static_link;
 mod stats;
 mod task;
 
 const RUNTIME_ID: &str = "io.containerd.polis.v2";
 
 fn main() {
-    let args: Vec<_> = std::env::args_os().collect();
-    let flags = match containerd_shim::parse(&args[1..]) {
+    let flags = match flags::parse(std::env::args_os().skip(1)) {
         Ok(f) => f,
         Err(e) => fail(anyhow::anyhow!("{e}")),
     };

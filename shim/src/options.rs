@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{CodedInputStream, Message};
-use containerd_shim::protos::shim::oci::Options;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::{CodedInputStream, Message};
+use containerd_shim_protos::shim::oci::Options;
 use serde::Deserialize;
 
 use crate::container::RuntimeRecord;
@@ -169,9 +169,8 @@ enum Field {
 
 /// The varint and string fields of `bytes` by number; other fields are skipped.
 fn fields(bytes: &[u8], what: &str) -> Result<Vec<(u32, Field)>, String> {
-    use containerd_shim::protos::protobuf::rt::WireType;
-    let err =
-        |e: containerd_shim::protos::protobuf::Error| format!("runtime options ({what}): {e}");
+    use containerd_shim_protos::protobuf::rt::WireType;
+    let err = |e: containerd_shim_protos::protobuf::Error| format!("runtime options ({what}): {e}");
     let mut input = CodedInputStream::from_bytes(bytes);
     let mut out = Vec::new();
     while let Some(tag) = input.read_raw_tag_or_eof().map_err(err)? {
@@ -221,7 +220,7 @@ fn from_create_options(bytes: &[u8]) -> Result<Options, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use containerd_shim::protos::protobuf::CodedOutputStream;
+    use containerd_shim_protos::protobuf::CodedOutputStream;
 
     fn any(type_url: &str, value: Vec<u8>) -> Any {
         let mut a = Any::new();

@@ -12,16 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use std::sync::{Condvar, Mutex};
+
 use anyhow::{bail, Context, Result};
-use containerd_shim::api::DeleteResponse;
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::{Message, MessageField};
-use containerd_shim::protos::ttrpc::{MethodHandler, Server};
-use containerd_shim::util::write_address;
-use containerd_shim::{ExitSignal, Flags};
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::shim::shim::DeleteResponse;
+use containerd_shim_protos::ttrpc::{MethodHandler, Server};
 
 use crate::container::{read_runtime_file, unmount_rootfs};
 use crate::events::Events;
+use crate::flags::Flags;
 use crate::monitor::Monitor;
 use crate::options::Settings;
 use crate::runtime::Runtime;
@@ -113,10 +114,28 @@ fn listen(address: &str) -> Result<Option<UnixListener>> {
     }
 }
 
+/// Set by Shutdown; the server's main thread waits for it.
+#[derive(Default)]
+pub struct ExitSignal(Mutex<bool>, Condvar);
+
+impl ExitSignal {
+    pub fn signal(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.1.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut done = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.1.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// The Task service's methods under the v2 and v3 service names.
 fn task_methods(task: TaskService) -> HashMap<String, Box<dyn MethodHandler + Send + Sync>> {
-    let v3 = containerd_shim::protos::shim_sync::create_task(Arc::new(task.clone()));
-    let mut methods = containerd_shim::protos::shim_sync::create_task(Arc::new(task));
+    let v3 = containerd_shim_protos::shim::shim_ttrpc::create_task(Arc::new(task.clone()));
+    let mut methods = containerd_shim_protos::shim::shim_ttrpc::create_task(Arc::new(task));
     methods = methods
         .into_iter()
         .map(|(k, v)| (k.replace("containerd.task.v3.", "containerd.task.v2."), v))
@@ -144,9 +163,9 @@ pub fn serve(flags: &Flags) -> Result<()> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    crate::logger::init(flags.debug);
     let Some(listener) = listen(&flags.socket)? else {
-        write_address(&flags.socket)?;
+        std::fs::write("address", &flags.socket).context("write address")?;
         signal_started();
         return Ok(());
     };

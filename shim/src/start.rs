@@ -3,18 +3,22 @@
 //! which 1.6 takes for an address).
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::Message;
-use containerd_shim::util::write_address;
-use containerd_shim::{Flags, StartOpts};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use sha2::{Digest, Sha256};
 
+use crate::flags::Flags;
 use crate::options::Settings;
 use crate::service::grouping;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Where containerd's shims put their sockets, one per group.
+const SOCKET_DIR: &str = "/run/containerd/s";
 
 pub fn start(flags: &Flags) -> Result<()> {
     let bundle = if flags.bundle.is_empty() {
@@ -24,18 +28,10 @@ pub fn start(flags: &Flags) -> Result<()> {
     };
     let spec = crate::container::read_spec(&bundle);
     let group = grouping(&spec, &flags.id);
-    let opts = StartOpts {
-        id: flags.id.clone(),
-        publish_binary: flags.publish_binary.clone(),
-        address: flags.address.clone(),
-        ttrpc_address: std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
-        namespace: flags.namespace.clone(),
-        debug: flags.debug,
-        ..Default::default()
-    };
     // Bad options fail here, before there is a server to clean up.
     let settings = Settings::from_any(read_options()?.as_ref()).map_err(anyhow::Error::msg)?;
-    let (pid, address) = containerd_shim::spawn(opts, &group, Vec::new())
+    let address = socket_address(&flags.address, &flags.namespace, &group);
+    let pid = spawn_server(flags, &address)
         .with_context(|| format!("spawn the shim server for {} (group {group})", flags.id))?;
     if let Err(e) = place_server(pid as i32, &settings) {
         // SAFETY: kill(2) of the server we just spawned.
@@ -43,11 +39,46 @@ pub fn start(flags: &Flags) -> Result<()> {
         let _ = std::fs::remove_file(address.trim_start_matches("unix://"));
         return Err(e.context(format!("shim server of {}", flags.id)));
     }
-    write_address(&address).with_context(|| format!("write address in {}", bundle.display()))?;
+    // containerd reads it back when it reconnects to the shim after a restart.
+    std::fs::write("address", &address)
+        .with_context(|| format!("write address in {}", bundle.display()))?;
     let mut out = std::io::stdout().lock();
     out.write_all(address.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// The group's socket: the same name for every container of the group, so the second one
+/// finds the first one's server. A hash keeps it short enough for a unix socket path.
+pub fn socket_address(containerd: &str, namespace: &str, group: &str) -> String {
+    let digest = Sha256::digest(format!("{containerd}/{namespace}/{group}"));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("unix://{SOCKET_DIR}/{hex}")
+}
+
+/// Starts this binary again as the server (or finds the group's running one, see
+/// `service::serve`), and waits until it says it serves: it closes its stdout then.
+fn spawn_server(flags: &Flags, address: &str) -> Result<u32> {
+    let exe = std::env::current_exe().context("find our own binary")?;
+    let mut cmd = Command::new(&exe);
+    // Its own process group, as the Go shim does: a signal to containerd's group (a ^C on a
+    // containerd in the foreground) must not reach the shims that keep the containers.
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .args(["-namespace", &flags.namespace, "-id", &flags.id])
+        .args(["-address", &flags.address, "-socket", address]);
+    if flags.debug {
+        cmd.arg("-debug");
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("run {}", exe.display()))?;
+    if let Some(mut out) = child.stdout.take() {
+        std::io::copy(&mut out, &mut std::io::stderr()).context("wait for the server")?;
+    }
+    Ok(child.id())
 }
 
 /// Puts the new server where the Go shim puts it: in the options' `ShimCgroup`, and one

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::cgroups::metrics as v1;
-use containerd_shim::protos::cgroups_v2::metrics as v2;
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::cgroups::metrics as v1;
+use containerd_shim_protos::cgroups_v2::metrics as v2;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::{Message, MessageField};
 
 const V1_TYPE: &str = "io.containerd.cgroups.v1.Metrics";
 const V2_TYPE: &str = "io.containerd.cgroups.v2.Metrics";

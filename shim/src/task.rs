@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use containerd_shim::api::*;
-use containerd_shim::protos::events::task::*;
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::{EnumOrUnknown, MessageField};
-use containerd_shim::protos::topics::*;
-use containerd_shim::protos::ttrpc;
-use containerd_shim::protos::types::task::ProcessInfo;
-use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
+use containerd_shim_protos::api::Status;
+use containerd_shim_protos::events::task::*;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
+use containerd_shim_protos::shim::shim::*;
+use containerd_shim_protos::shim::shim_ttrpc::Task;
+use containerd_shim_protos::topics::*;
+use containerd_shim_protos::ttrpc;
+use containerd_shim_protos::ttrpc::{Result as TtrpcResult, TtrpcContext};
+use containerd_shim_protos::types::task::ProcessInfo;
 
 use crate::container::Container;
 use crate::error::{Result, TaskError};
@@ -22,6 +24,7 @@ use crate::events::Events;
 use crate::io::StdioPaths;
 use crate::monitor::{Exit, Monitor};
 use crate::process::{Process, Status as PStatus};
+use crate::service::ExitSignal;
 use crate::stats;
 
 /// Exits of pids not (yet) known: an exec can exit before its pid file is read.
@@ -490,7 +493,7 @@ fn delete_response(pid: u32, status: u32, at: SystemTime) -> DeleteResponse {
     }
 }
 
-type Empty = containerd_shim::protos::protobuf::well_known_types::empty::Empty;
+type Empty = containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 
 fn done<T>(what: &str, r: Result<T>) -> TtrpcResult<T> {
     r.map_err(|e| {
@@ -499,7 +502,7 @@ fn done<T>(what: &str, r: Result<T>) -> TtrpcResult<T> {
     })
 }
 
-impl containerd_shim::Task for TaskService {
+impl Task for TaskService {
     fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
         done("state", self.tasks.state(req))
     }
@@ -606,7 +609,7 @@ impl containerd_shim::Task for TaskService {
 /// `ctr task ps` shows which exec a process is.
 fn process_details(exec_id: &str) -> Any {
     let mut value = Vec::with_capacity(exec_id.len() + 3);
-    let mut out = containerd_shim::protos::protobuf::CodedOutputStream::vec(&mut value);
+    let mut out = containerd_shim_protos::protobuf::CodedOutputStream::vec(&mut value);
     // Writing into a Vec cannot fail.
     let _ = out.write_string(1, exec_id);
     let _ = out.flush();
@@ -625,7 +628,7 @@ mod tests {
     fn process_details_carry_the_exec_id() {
         let id = "x".repeat(200);
         let any = process_details(&id);
-        let mut input = containerd_shim::protos::protobuf::CodedInputStream::from_bytes(&any.value);
+        let mut input = containerd_shim_protos::protobuf::CodedInputStream::from_bytes(&any.value);
         assert_eq!(input.read_raw_tag_or_eof().unwrap(), Some(0x0a));
         assert_eq!(input.read_string().unwrap(), id);
         assert!(input.eof().unwrap());
