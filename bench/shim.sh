@@ -4,7 +4,7 @@
 #   1. `ctr run --rm busybox /bin/true` latency, rotated runs (polis shim, Go shim + runc, Go shim + polis-runc)
 #   2. RSS and PSS of each shim process with $SLEEPERS sleeping containers per shim type
 # Prints medians and ratios. Needs root, containerd, ctr, runc, umoci, busybox-static.
-#   RUNS=30 SLEEPERS=10 bench/shim.sh
+#   RUNS=30 SLEEPERS=10 bench/shim.sh   (BUILD=0: measure the binaries in target/release as they are)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-30} SLEEPERS=${SLEEPERS:-10}
@@ -13,9 +13,11 @@ for t in containerd ctr runc umoci unshare nsenter /bin/busybox; do
   command -v "$t" >/dev/null || { echo "bench: needs $t (scripts/install-deps.sh)" >&2; exit 2; }
 done
 
-echo "building (release)..." >&2
-# make build, not a bare cargo build: it links polis-runc statically, as it is shipped.
-make -s -C "$here" build >/dev/null
+if [[ ${BUILD:-1} != 0 ]]; then
+  echo "building (release)..." >&2
+  # make build, not a bare cargo build: it links polis-runc statically, as it is shipped.
+  make -s -C "$here" build >/dev/null
+fi
 W=$(mktemp -d /tmp/polis-shimbench.XXXXXX)
 mkdir -p "$W/bin" "$W/ns"
 ln -s "$CARGO_TARGET_DIR/release/containerd-shim-polis-v2" "$W/bin/"
@@ -120,6 +122,11 @@ mem_of() { # runtime -> "avg_rss_kb avg_pss_kb count"
     [[ $pids == *" $(awk '{print $4}' /proc/$p/stat) "* ]] || n=$((n + 1))
     if [[ -n ${SMAPS:-} && $n == 1 ]]; then
       awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {r[name]+=$2} END {for (k in r) print r[k], k}' /proc/$p/smaps | sort -rn | head -8 >&2
+      # Each mapping of the shim's own binary: perms, size and resident KiB.
+      awk -v b="containerd-shim-polis-v2" '/^[0-9a-f]+-/ {m=($6 ~ b); perms=$2} m && /^Size:/ {s=$2} m && /^Rss:/ {print "  " perms, s " KiB mapped,", $2 " KiB resident"}' /proc/$p/smaps >&2
+      # SMAPS_HOOK=cmd: runs `cmd PID` on the first shim (e.g. a page residency dump).
+      [[ -n ${SMAPS_HOOK:-} ]] && $SMAPS_HOOK "$p" >&2
+      [[ ${SMAPS} == 2 ]] && awk '/^[0-9a-f]+-/ {r=$1; n=$6} /^Size:/ {s=$2} /^Rss:/ && $2 > 0 && n == "" {print "  anon", r, s, $2}' /proc/$p/smaps >&2
       cat /proc/$p/task/*/comm | sort | uniq -c | tr "\n" " " >&2; echo >&2
     fi
   done
