@@ -162,3 +162,48 @@ fn bad_config_file_fails_the_container_naming_the_file() {
     let _ = ctrd.ctr(&["containers", "rm", &id]);
     ctrd.clean_and_check();
 }
+
+#[test]
+fn io_owner_from_config_file_owns_the_stdio_of_init_and_execs() {
+    let ctrd = Containerd::start("ioowner");
+    let cfg = ctrd.dir().join("io-shim.json");
+    std::fs::write(&cfg, r#"{"ioUid": 4242, "ioGid": 4343}"#).unwrap();
+    let owners = "stat -L -c %u:%g /proc/self/fd/1 /proc/self/fd/2";
+    let run = |id: &str, with_config: bool| -> String {
+        let mut args = vec!["run", "--rm", "--runtime", RUNTIME];
+        if with_config {
+            args.extend(["--runtime-config-path", cfg.to_str().unwrap()]);
+        }
+        args.extend([IMAGE, id, "sh", "-c", owners]);
+        ctrd.ctr_ok(&args)
+    };
+    let owned = run(&ctrd.id("owned"), true);
+    assert_eq!(
+        owned.split_whitespace().collect::<Vec<_>>(),
+        ["4242:4343"; 2]
+    );
+    // Without IoUid/IoGid the stdio stays containerd's, so the check above can fail.
+    let plain = run(&ctrd.id("plain"), false);
+    assert_eq!(plain.split_whitespace().collect::<Vec<_>>(), ["0:0"; 2]);
+
+    let id = ctrd.id("execs");
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        cfg.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "sleep",
+        "300",
+    ]);
+    let exec = ctrd.ctr_ok(&["task", "exec", "--exec-id", "e1", &id, "sh", "-c", owners]);
+    assert_eq!(
+        exec.split_whitespace().collect::<Vec<_>>(),
+        ["4242:4343"; 2]
+    );
+    stop(&ctrd, &id);
+    ctrd.clean_and_check();
+}

@@ -26,6 +26,8 @@ pub struct Container {
     /// No pid namespace of its own: when the init exits, the kernel does not kill the rest,
     /// so the shim does (as the Go shim, `kill --all`).
     pub kill_all_on_exit: bool,
+    /// The options' IoUid/IoGid, for the execs' stdio too.
+    io_owner: Option<(u32, u32)>,
 }
 
 /// The bundle's config.json; `null` when it cannot be read.
@@ -122,7 +124,7 @@ impl Container {
             ("CONTAINER_NAMESPACE", namespace),
         ];
         let created = (|| -> Result<Process> {
-            let prepared = io::prepare(&stdio, monitor, &env)?;
+            let prepared = io::prepare(&stdio, monitor, &env, settings.io_owner)?;
             let pid_file = bundle.join("init.pid");
             let opts = CreateOpts {
                 bundle: &bundle,
@@ -151,6 +153,7 @@ impl Container {
             init: Arc::new(init),
             execs: Mutex::new(HashMap::new()),
             kill_all_on_exit,
+            io_owner: settings.io_owner,
         })
     }
 
@@ -201,7 +204,7 @@ impl Container {
             ("CONTAINER_ID", self.id.as_str()),
             ("CONTAINER_NAMESPACE", ns),
         ];
-        let prepared = io::prepare(&p.stdio, monitor, &env)?;
+        let prepared = io::prepare(&p.stdio, monitor, &env, self.io_owner)?;
         let pid_file = self.exec_file(exec_id, "pid");
         let opts = ExecOpts {
             process_file: &self.exec_file(exec_id, "json"),

@@ -31,6 +31,13 @@ pub enum IoError {
     Logger { path: String, source: io::Error },
     #[error("console socket {path}: {source}")]
     Console { path: PathBuf, source: io::Error },
+    #[error("failed to give {what} to {uid}:{gid}: {source}")]
+    Owner {
+        what: &'static str,
+        uid: u32,
+        gid: u32,
+        source: io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, IoError>;
@@ -108,8 +115,37 @@ pub struct PreparedIo {
     pub console: Option<ConsoleSocket>,
 }
 
-/// Opens what the runtime (and so the container) gets as stdio.
-pub fn prepare(paths: &StdioPaths, monitor: &Monitor, env: &[(&str, &str)]) -> Result<PreparedIo> {
+/// Opens what the runtime (and so the container) gets as stdio, owned by `owner` if given.
+pub fn prepare(
+    paths: &StdioPaths,
+    monitor: &Monitor,
+    env: &[(&str, &str)],
+    owner: Option<(u32, u32)>,
+) -> Result<PreparedIo> {
+    let prepared = open_stdio(paths, monitor, env)?;
+    if let Some((uid, gid)) = owner {
+        let c = &prepared.child;
+        for (what, fd) in [
+            ("stdin", &c.stdin),
+            ("stdout", &c.stdout),
+            ("stderr", &c.stderr),
+        ] {
+            if let Some(fd) = fd {
+                nix::unistd::fchown(fd.as_raw_fd(), Some(uid.into()), Some(gid.into())).map_err(
+                    |e| IoError::Owner {
+                        what,
+                        uid,
+                        gid,
+                        source: e.into(),
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+fn open_stdio(paths: &StdioPaths, monitor: &Monitor, env: &[(&str, &str)]) -> Result<PreparedIo> {
     let io = ProcessIo::default();
     if paths.terminal {
         return Ok(PreparedIo {

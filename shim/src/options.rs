@@ -4,7 +4,8 @@
 //!
 //! The config file is JSON with runc `Options`' fields in camelCase, all optional:
 //! `{"runtime": "/path/to/polis-runc", "root": "/run/...", "systemdCgroup": false,
-//!   "noPivotRoot": false, "noNewKeyring": false, "shimCgroup": "/polis-shims"}`.
+//!   "noPivotRoot": false, "noNewKeyring": false, "shimCgroup": "/polis-shims",
+//!   "ioUid": 0, "ioGid": 0}`.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,8 @@ struct ConfigFile {
     no_pivot_root: Option<bool>,
     no_new_keyring: Option<bool>,
     shim_cgroup: Option<String>,
+    io_uid: Option<u32>,
+    io_gid: Option<u32>,
 }
 
 /// What the shim needs to drive the runtime for one container.
@@ -47,6 +50,9 @@ pub struct Settings {
     pub no_pivot_root: bool,
     pub no_new_keyring: bool,
     pub shim_cgroup: String,
+    /// Owner given to the processes' stdio (fifos, log pipes and files), as the Go shim's
+    /// IoUid/IoGid: a user-namespaced container's root can then reopen its own stdio.
+    pub io_owner: Option<(u32, u32)>,
 }
 
 impl Settings {
@@ -72,6 +78,7 @@ impl Settings {
             no_pivot_root: false,
             no_new_keyring: false,
             shim_cgroup: String::new(),
+            io_owner: None,
         }
     }
 
@@ -121,7 +128,19 @@ impl Settings {
             no_pivot_root: o.no_pivot_root || c.no_pivot_root.unwrap_or(false),
             no_new_keyring: o.no_new_keyring || c.no_new_keyring.unwrap_or(false),
             shim_cgroup,
+            io_owner: io_owner(o, c),
         })
+    }
+}
+
+/// The options' IoUid/IoGid when either is set, else the config file's.
+fn io_owner(o: &Options, c: &ConfigFile) -> Option<(u32, u32)> {
+    if o.io_uid != 0 || o.io_gid != 0 {
+        return Some((o.io_uid, o.io_gid));
+    }
+    match (c.io_uid, c.io_gid) {
+        (None, None) => None,
+        (u, g) => Some((u.unwrap_or(0), g.unwrap_or(0))),
     }
 }
 
@@ -260,6 +279,22 @@ mod tests {
             s.root("default"),
             PathBuf::from("/run/containerd/polis/default")
         );
+    }
+
+    #[test]
+    fn io_owner_from_options_else_config_file() {
+        let mut o = Options::new();
+        o.io_uid = 1000;
+        let c = ConfigFile {
+            io_uid: Some(7),
+            io_gid: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(&o, &c).unwrap().io_owner, Some((1000, 0)));
+        let s = Settings::resolve(&Options::new(), &c).unwrap();
+        assert_eq!(s.io_owner, Some((7, 8)));
+        let none = Settings::resolve(&Options::new(), &ConfigFile::default()).unwrap();
+        assert_eq!(none.io_owner, None);
     }
 
     #[test]
