@@ -26,14 +26,14 @@ build:
 	$(CARGO) build --release --workspace --bins
 	$(STATIC_ENV) $(CARGO) build --release -p polis-runc --target $(HOST_TARGET)
 	$(MAKE) --no-print-directory shim-static
-	cp target/$(HOST_TARGET)/release/polis-runc target/$(HOST_TARGET)/release/containerd-shim-polis-v2 $(RELEASE)/
+	cp target/$(HOST_TARGET)/release/polis-runc target/$(HOST_TARGET)/shim/containerd-shim-polis-v2 $(RELEASE)/
 
 # The static shim, built on its own: with polis-runc in the same build, cargo would unify
 # the features of shared dependencies, and the symbols' hashes would follow polis-runc's
 # dependencies. shim/symbol-order.txt names those symbols (scripts/shim-symbol-order.sh
 # records it with this same target).
 shim-static:
-	$(STATIC_ENV) $(CARGO) build --release -p containerd-shim-polis-v2 --target $(HOST_TARGET)
+	$(STATIC_ENV) $(CARGO) build --profile shim -p containerd-shim-polis-v2 --target $(HOST_TARGET)
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
