@@ -207,3 +207,53 @@ fn io_owner_from_config_file_owns_the_stdio_of_init_and_execs() {
     stop(&ctrd, &id);
     ctrd.clean_and_check();
 }
+
+/// containerd 2.x runs `containerd-shim-polis-v2 -info` (runtime options on stdin) and checks
+/// specs against the `features` it gets back: the runtime's own `features` document.
+#[test]
+fn info_describes_the_runtime_with_its_features() {
+    let shim = polis_integration::polis_bin("containerd-shim-polis-v2");
+    let runtime = polis_integration::polis_bin("polis-runc");
+    let out = std::process::Command::new(&shim)
+        .arg("-info")
+        .env("POLIS_RUNC", &runtime)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = String::from_utf8_lossy(&out.stdout);
+    let features = std::process::Command::new(&runtime)
+        .arg("features")
+        .output()
+        .unwrap();
+    let features = String::from_utf8(features.stdout).unwrap();
+    assert!(features.contains("ociVersionMax"), "{features}");
+    for want in [
+        RUNTIME,
+        "types.containerd.io/opencontainers/runtime-spec/1/features/Features",
+        features.trim(),
+    ] {
+        assert!(
+            info.contains(want),
+            "{want:?} not in the runtime info: {info:?}"
+        );
+    }
+
+    // A runtime without `features` leaves them out; the info is still given.
+    let out = std::process::Command::new(&shim)
+        .arg("-info")
+        .env("POLIS_RUNC", "/bin/false")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        info.contains(RUNTIME) && !info.contains("features/Features"),
+        "{info:?}"
+    );
+}

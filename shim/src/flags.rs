@@ -8,6 +8,8 @@ use std::ffi::OsString;
 pub struct Flags {
     pub debug: bool,
     pub version: bool,
+    /// containerd 2.x's `-info`: describe the runtime and exit.
+    pub info: bool,
     pub namespace: String,
     pub id: String,
     pub socket: String,
@@ -46,6 +48,7 @@ impl Flags {
         Some(match name {
             "debug" => &mut self.debug,
             "v" | "version" => &mut self.version,
+            "info" => &mut self.info,
             _ => return None,
         })
     }
@@ -132,6 +135,7 @@ mod tests {
     #[test]
     fn go_forms() {
         let f = p(&["--id=a", "-socket=unix:///x", "-debug=false", "-v"]).unwrap();
+        assert!(!f.info && p(&["-info"]).unwrap().info);
         assert_eq!(f.id, "a");
         assert_eq!(f.socket, "unix:///x");
         assert!(!f.debug && f.version);

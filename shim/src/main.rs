@@ -4,6 +4,7 @@ mod container;
 mod error;
 mod events;
 mod flags;
+mod info;
 mod io;
 mod logger;
 mod monitor;
@@ -28,6 +29,12 @@ fn main() {
     };
     if flags.version {
         println!("{RUNTIME_ID} {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    if flags.info {
+        if let Err(e) = info::print(RUNTIME_ID) {
+            fail(e);
+        }
         return;
     }
     let res = match flags.action.as_str() {

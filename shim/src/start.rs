@@ -90,8 +90,8 @@ fn place_server(pid: i32, settings: &Settings) -> Result<()> {
     adjust_oom_score(pid)
 }
 
-/// containerd 1.6 writes the container's runtime options (an `Any`) to our stdin.
-fn read_options() -> Result<Option<Any>> {
+/// containerd writes the runtime options (an `Any`) to our stdin, for `start` and `-info`.
+pub fn read_options() -> Result<Option<Any>> {
     use std::io::{IsTerminal, Read};
     let mut stdin = std::io::stdin();
     if stdin.is_terminal() {
