@@ -84,7 +84,7 @@ impl Monitor {
         let mut signals = Signals::new([SIGCHLD])?;
         let reaper = self.clone();
         std::thread::Builder::new()
-            .name("reaper".into())
+            .name("child-reaper".into())
             .spawn(move || {
                 // A child may have exited before the handler existed: reap once up front.
                 reaper.reap_all();
