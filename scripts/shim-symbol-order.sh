@@ -23,26 +23,14 @@ runc_bin=${POLIS_BIN_DIR:-$here/target/release}/polis-runc
 
 mkdir -p "$W/bin" "$W/ns" "$W/cg"
 NS=polis-order
-ctrd_pid=""
+. "$here/bench/private-containerd.sh"
 cleanup() {
   local rc=$?
   set +e
-  if [[ -n $ctrd_pid ]]; then
-    for id in $(c containers ls -q 2>/dev/null); do
-      c task kill -s SIGKILL "$id" >/dev/null 2>&1; c task delete -f "$id" >/dev/null 2>&1
-      c containers rm "$id" >/dev/null 2>&1
-    done
-    kill "$ctrd_pid" 2>/dev/null; wait "$ctrd_pid" 2>/dev/null
-  fi
-  for p in $(pgrep -f -- "-address $W/containerd.sock" || true); do kill -9 "$p" 2>/dev/null; done
-  umount "$W/ns/mnt" "$W/ns" 2>/dev/null
-  rmdir /sys/fs/cgroup/*/$NS 2>/dev/null
-  rm -rf "$W"
+  pc_cleanup
   exit "$rc"
 }
 trap cleanup EXIT
-c() { nsenter --mount="$W/ns/mnt" -- ctr -a "$W/containerd.sock" -n $NS "$@"; }
-
 ln -s "$runc_bin" "$W/bin/polis-runc"
 cat >"$W/bin/containerd-shim-polis-v2" <<SH
 #!/bin/sh
@@ -51,36 +39,7 @@ exec valgrind -q --tool=callgrind --demangle=no --callgrind-out-file=$W/cg/cg.%p
 SH
 chmod +x "$W/bin/containerd-shim-polis-v2"
 
-L=$W/oci
-umoci init --layout "$L" && umoci new --image "$L:latest"
-umoci unpack --image "$L:latest" "$W/bundle" >/dev/null
-mkdir -p "$W/bundle/rootfs/bin"
-cp /bin/busybox "$W/bundle/rootfs/bin/"
-for a in sh true sleep echo; do ln -s busybox "$W/bundle/rootfs/bin/$a"; done
-umoci repack --image "$L:latest" "$W/bundle" >/dev/null
-umoci config --image "$L:latest" --config.cmd /bin/sh --config.env PATH=/bin \
-  --architecture amd64 --os linux >/dev/null
-umoci gc --layout "$L"
-tar -C "$L" -cf "$W/busybox.tar" oci-layout index.json blobs
-
-mount --bind "$W/ns" "$W/ns" && mount --make-private "$W/ns" && touch "$W/ns/mnt"
-unshare --mount="$W/ns/mnt" --propagation private sh -c 'mount -t tmpfs -o mode=755 polis-run /run'
-cat >"$W/config.toml" <<CFG
-version = 2
-root = "$W/root"
-state = "$W/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$W/containerd.sock"
-[ttrpc]
-  address = "$W/containerd.sock.ttrpc"
-CFG
-PATH="$W/bin:$PATH" nsenter --mount="$W/ns/mnt" -- containerd --config "$W/config.toml" \
-  >"$W/containerd.log" 2>&1 &
-ctrd_pid=$!
-for _ in $(seq 100); do [[ -S $W/containerd.sock ]] && break; sleep 0.1; done
-c images import --base-name docker.io/library/busybox "$W/busybox.tar" >/dev/null
-IMAGE=docker.io/library/busybox:latest
+pc_start
 
 # A container's life in a group shim, the RPCs containerd and users send; then containers
 # alone in their shims, as most are.
@@ -99,7 +58,7 @@ life() { # suffix
   c task kill -s SIGKILL "s5$1"
   sleep 0.5
   for id in "s1$1" "s5$1"; do c task delete "$id" >/dev/null; c containers rm "$id" >/dev/null; done
-  for _ in $(seq 100); do [[ -z $(pgrep -f -- "-address $W/containerd.sock" || true) ]] && break; sleep 0.2; done
+  for _ in $(seq 100); do [[ -z $(shim_pids) ]] && break; sleep 0.2; done
 }
 life ""
 
