@@ -63,6 +63,20 @@ fn has_own_keyring(id: &str) -> bool {
         .any(|l| l.contains(&own))
 }
 
+/// A detached `sleep 300` whose shim reads the config file `cfg`.
+fn sleep_with_config(ctrd: &Containerd, id: &str, cfg: &std::path::Path) {
+    let cfg = cfg.to_str().unwrap();
+    let args = [
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        cfg,
+    ];
+    ctrd.ctr_ok(&[&args[..], &[IMAGE, id, "sleep", "300"]].concat());
+}
+
 fn stop(ctrd: &Containerd, id: &str) {
     ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", id]);
     wait_until("the task to stop", Duration::from_secs(20), || {
@@ -87,18 +101,7 @@ fn config_file_from_cri_options_places_the_shim_and_drops_the_keyring() {
     )
     .unwrap();
     let id = ctrd.id("configured");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        "--runtime-config-path",
-        cfg.to_str().unwrap(),
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
+    sleep_with_config(&ctrd, &id, &cfg);
     let shims = ctrd.shim_pids();
     assert_eq!(shims.len(), 1, "{shims:?}");
     let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", shims[0])).unwrap();
@@ -187,18 +190,7 @@ fn io_owner_from_config_file_owns_the_stdio_of_init_and_execs() {
     assert_eq!(plain.split_whitespace().collect::<Vec<_>>(), ["0:0"; 2]);
 
     let id = ctrd.id("execs");
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        "--runtime-config-path",
-        cfg.to_str().unwrap(),
-        IMAGE,
-        &id,
-        "sleep",
-        "300",
-    ]);
+    sleep_with_config(&ctrd, &id, &cfg);
     let exec = ctrd.ctr_ok(&["task", "exec", "--exec-id", "e1", &id, "sh", "-c", owners]);
     assert_eq!(
         exec.split_whitespace().collect::<Vec<_>>(),
