@@ -8,6 +8,18 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rerun-if-changed=symbol-order.txt");
     println!("cargo:rerun-if-env-changed=POLIS_SHIM_LINK_MAP");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    // The option is lld's, the linker rustc uses by itself on this target; a build that names
+    // another linker (config or flags) gets the default layout instead of a link error.
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let other_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || flags
+            .split('\x1f')
+            .any(|f| f.contains("linker") || f.contains("fuse-ld") || f.contains("self-contained"));
+    if other_linker || std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
+        return;
+    }
     let bin = "cargo:rustc-link-arg-bin=containerd-shim-polis-v2";
     println!("{bin}=-Wl,--symbol-ordering-file={dir}/symbol-order.txt");
     println!("{bin}=-Wl,--no-warn-symbol-ordering");
