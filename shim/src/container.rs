@@ -30,22 +30,51 @@ pub struct Container {
     io_owner: Option<(u32, u32)>,
 }
 
-/// The bundle's config.json; `null` when it cannot be read.
-pub fn read_spec(bundle: &Path) -> serde_json::Value {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default()
+/// The parts of a bundle's config.json the shim reads. serde skips the rest without building
+/// it (a whole `serde_json::Value` of a spec is tens of KB of heap in every shim).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SpecView {
+    #[serde(default)]
+    pub annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    linux: Option<LinuxView>,
 }
 
-/// Whether the bundle's spec leaves the container without a new pid namespace of its own.
-fn shares_pid_namespace(bundle: &Path) -> bool {
-    let spec = read_spec(bundle);
-    let own = spec["linux"]["namespaces"].as_array().is_some_and(|v| {
-        v.iter()
-            .any(|ns| ns["type"] == "pid" && ns["path"].as_str().is_none_or(|p| p.is_empty()))
-    });
-    !own
+#[derive(Debug, Default, serde::Deserialize)]
+struct LinuxView {
+    #[serde(default)]
+    namespaces: Option<Vec<NamespaceView>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NamespaceView {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+impl SpecView {
+    /// The bundle's spec; empty when it cannot be read.
+    pub fn read(bundle: &Path) -> Self {
+        std::fs::read(bundle.join("config.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// Whether the spec leaves the container without a new pid namespace of its own.
+    pub fn shares_pid_namespace(&self) -> bool {
+        let namespaces = self.linux.as_ref().and_then(|l| l.namespaces.as_ref());
+        !namespaces.is_some_and(|v| {
+            v.iter()
+                .any(|ns| ns.kind == "pid" && ns.path.as_deref().unwrap_or("").is_empty())
+        })
+    }
 }
 
 /// What the `delete` subcommand needs to run the runtime of a bundle.
@@ -145,7 +174,7 @@ impl Container {
             let _ = runtime.delete(&req.id, true);
             unmount_rootfs(&bundle);
         })?;
-        let kill_all_on_exit = shares_pid_namespace(&bundle);
+        let kill_all_on_exit = SpecView::read(&bundle).shares_pid_namespace();
         Ok(Self {
             id: req.id.clone(),
             bundle,
@@ -248,7 +277,7 @@ mod tests {
         let spec = |ns: &str| {
             let s = format!(r#"{{"linux": {{"namespaces": [{{"type": "mount"}}{ns}]}}}}"#);
             std::fs::write(dir.path().join("config.json"), s).unwrap();
-            shares_pid_namespace(dir.path())
+            SpecView::read(dir.path()).shares_pid_namespace()
         };
         assert!(!spec(r#", {"type": "pid"}"#));
         assert!(!spec(r#", {"type": "pid", "path": ""}"#));

@@ -20,7 +20,7 @@ use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::shim::DeleteResponse;
 use containerd_shim_protos::ttrpc::{MethodHandler, Server};
 
-use crate::container::{read_runtime_file, unmount_rootfs};
+use crate::container::{read_runtime_file, unmount_rootfs, SpecView};
 use crate::events::Events;
 use crate::flags::Flags;
 use crate::monitor::Monitor;
@@ -35,10 +35,10 @@ pub const GROUP_KEYS: [&str; 2] = [
 ];
 
 /// The shim (and socket) a container belongs to: its group annotation, else its own id.
-pub fn grouping(spec: &serde_json::Value, id: &str) -> String {
+pub fn grouping(spec: &SpecView, id: &str) -> String {
     GROUP_KEYS
         .iter()
-        .find_map(|k| spec["annotations"][k].as_str().filter(|v| !v.is_empty()))
+        .find_map(|k| spec.annotation(k).filter(|v| !v.is_empty()))
         .unwrap_or(id)
         .to_string()
 }
@@ -201,17 +201,22 @@ pub fn serve(flags: &Flags) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn spec(json: &str) -> SpecView {
+        serde_json::from_str(json).unwrap()
+    }
 
     #[test]
     fn grouping_prefers_polis_group_then_sandbox_then_id() {
-        let both = json!({"annotations": {
-            "io.containerd.polis.v2.group": "g1",
-            "io.kubernetes.cri.sandbox-id": "sb"}});
+        let both = spec(
+            r#"{"annotations": {"io.containerd.polis.v2.group": "g1",
+                "io.kubernetes.cri.sandbox-id": "sb"}, "process": {"args": ["sh"]}}"#,
+        );
         assert_eq!(grouping(&both, "c1"), "g1");
-        let sandbox = json!({"annotations": {"io.kubernetes.cri.sandbox-id": "sb"}});
+        let sandbox = spec(r#"{"annotations": {"io.kubernetes.cri.sandbox-id": "sb"}}"#);
         assert_eq!(grouping(&sandbox, "c1"), "sb");
-        assert_eq!(grouping(&json!({}), "c1"), "c1");
+        assert_eq!(grouping(&spec("{}"), "c1"), "c1");
+        assert_eq!(grouping(&spec(r#"{"annotations": null}"#), "c1"), "c1");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn start(flags: &Flags) -> Result<()> {
     } else {
         flags.bundle.clone().into()
     };
-    let spec = crate::container::read_spec(&bundle);
+    let spec = crate::container::SpecView::read(&bundle);
     let group = grouping(&spec, &flags.id);
     // Bad options fail here, before there is a server to clean up.
     let settings = Settings::from_any(read_options()?.as_ref()).map_err(anyhow::Error::msg)?;
