@@ -238,9 +238,19 @@ fn execs_die_with_an_init_in_a_shared_pid_namespace(shim: Shim) {
     wait_until("the guest to stop", Duration::from_secs(20), || {
         task_status(&ctrd, &guest) == "STOPPED"
     });
-    wait_until("the guest's exec to die", Duration::from_secs(10), || {
-        !std::path::Path::new(&format!("/proc/{exec_pid}")).exists()
-    });
+    let proc_dir = format!("/proc/{exec_pid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&proc_dir).exists() {
+        if std::time::Instant::now() > deadline {
+            let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
+            panic!(
+                "{shim:?}: the guest's exec {exec_pid} outlived its init:\n{}\ncontainerd log:\n{}",
+                status.lines().take(8).collect::<Vec<_>>().join("\n"),
+                polis_integration::containerd::tail(&ctrd.log(), 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(task_status(&ctrd, &holder), "RUNNING", "{shim:?}");
     ctrd.clean_and_check();
 }

@@ -27,6 +27,22 @@ use crate::process::{Process, Status as PStatus};
 use crate::service::ExitSignal;
 use crate::stats;
 
+/// SIGKILLs `pid` if it is a child of ours still running; true if it was. waitid with
+/// WNOWAIT leaves reaping to the monitor, and a pid it has reaped (one that may belong to
+/// someone else by now) is not our child any more, so it is left alone.
+fn kill_running_child(pid: i32) -> bool {
+    // SAFETY: waitid and kill on a pid, with a zeroed siginfo the kernel fills in.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) != 0 || info.si_pid() != 0
+        {
+            return false;
+        }
+        libc::kill(pid, libc::SIGKILL) == 0
+    }
+}
+
 /// Exits of pids not (yet) known: an exec can exit before its pid file is read.
 const PENDING_EXITS_MAX: usize = 4096;
 
@@ -133,6 +149,14 @@ impl Tasks {
             // Before the exit is seen, so nothing of the container outlives its TaskExit.
             if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
                 log::warn!("kill the processes left in {}: {e}", c.id);
+            }
+            // The execs the shim started are its own children: should the runtime have
+            // missed any, they go too.
+            for exec in c.execs() {
+                if exec.exit().is_none() && exec.pid() > 0 && kill_running_child(exec.pid() as i32)
+                {
+                    log::warn!("exec {} of {} outlived kill --all", exec.exec_id, c.id);
+                }
             }
         }
         if !p.set_exited(exit.status as u32, exit.at) {
@@ -632,5 +656,17 @@ mod tests {
         assert_eq!(input.read_raw_tag_or_eof().unwrap(), Some(0x0a));
         assert_eq!(input.read_string().unwrap(), id);
         assert!(input.eof().unwrap());
+    }
+
+    #[test]
+    fn only_a_running_child_is_killed() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        assert!(kill_running_child(child.id() as i32));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // Reaped: no longer ours, whoever has the pid now.
+        assert!(!kill_running_child(child.id() as i32));
+        // Not a child at all.
+        assert!(!kill_running_child(1));
     }
 }
