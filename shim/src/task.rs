@@ -661,7 +661,10 @@ mod tests {
     #[test]
     fn only_a_running_child_is_killed() {
         use std::os::unix::process::ExitStatusExt;
-        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
         assert!(kill_running_child(child.id() as i32));
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
         // Reaped: no longer ours, whoever has the pid now.
