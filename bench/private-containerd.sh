@@ -1,7 +1,7 @@
 # Sourced by bench/shim.sh and scripts/shim-symbol-order.sh: a private containerd in a pinned
 # mount namespace with its own /run, root, state and sockets, and a busybox image built offline.
 # The caller sets W (its temp dir, with W/bin first on containerd's PATH) and NS (the
-# namespace), calls `pc_cleanup` from its EXIT trap, and then `pc_start`.
+# namespace), sets `trap pc_exit EXIT` (or calls `pc_cleanup` from its own), then `pc_start`.
 # Afterwards: `c ARGS` runs ctr against it, IMAGE names the imported image.
 ctrd_pid=""
 IMAGE=docker.io/library/busybox:latest
@@ -22,6 +22,14 @@ pc_cleanup() {
   umount "$W/ns/mnt" "$W/ns" 2>/dev/null
   rmdir /sys/fs/cgroup/*/"$NS" 2>/dev/null
   rm -rf "$W"
+}
+
+# An EXIT trap: cleans up and keeps the script's exit status.
+pc_exit() {
+  local rc=$?
+  set +e
+  pc_cleanup
+  exit "$rc"
 }
 
 pc_start() {

@@ -24,13 +24,7 @@ ln -s "$CARGO_TARGET_DIR/release/containerd-shim-polis-v2" "$W/bin/"
 ln -s "$CARGO_TARGET_DIR/release/polis-runc" "$W/bin/"
 NS=polis-shimbench
 . "$here/bench/private-containerd.sh"
-cleanup() {
-  local rc=$?
-  set +e
-  pc_cleanup
-  exit "$rc"
-}
-trap cleanup EXIT
+trap pc_exit EXIT
 pc_start
 
 # ---- 1. ctr run --rm latency ----

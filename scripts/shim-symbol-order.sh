@@ -24,13 +24,7 @@ runc_bin=${POLIS_BIN_DIR:-$here/target/release}/polis-runc
 mkdir -p "$W/bin" "$W/ns" "$W/cg"
 NS=polis-order
 . "$here/bench/private-containerd.sh"
-cleanup() {
-  local rc=$?
-  set +e
-  pc_cleanup
-  exit "$rc"
-}
-trap cleanup EXIT
+trap pc_exit EXIT
 ln -s "$runc_bin" "$W/bin/polis-runc"
 cat >"$W/bin/containerd-shim-polis-v2" <<SH
 #!/bin/sh
