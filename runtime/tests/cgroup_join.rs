@@ -2,15 +2,14 @@
 //! spec, however the runtime moves it there (our vendored libcgroups moves a single-threaded
 //! intermediate through `tasks`, not `cgroup.procs`). Runs as root against the real kernel.
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::{cgroup_dirs, stderr, write_busybox_bundle, BIN};
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_polis-runc");
-const BUSYBOX: &str = "/bin/busybox";
 
 /// One container in its own temp dir, under its own top-level cgroup; removes both on drop.
 struct Fixture {
@@ -21,14 +20,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(tag: &str) -> Self {
-        assert!(
-            Path::new(BUSYBOX).is_file(),
-            "{BUSYBOX} is missing: install busybox-static (scripts/install-deps.sh)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("polis-rt-cgjoin.")
-            .tempdir()
-            .expect("temp dir");
+        let dir = common::temp_dir("polis-rt-cgjoin.");
         let id = format!("polis-rt-cgjoin-{tag}-{}", std::process::id());
         let cgroup_top = id.clone();
         Self {
@@ -48,30 +40,16 @@ impl Fixture {
 
     fn write_bundle(&self, pids_limit: i64) -> PathBuf {
         let bundle = self.dir.path().join("bundle");
-        let bin = bundle.join("rootfs/bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-        symlink("busybox", bin.join("sleep")).unwrap();
-        let out = self.polis(&["spec", "--bundle", bundle.to_str().unwrap()]);
-        assert!(out.status.success(), "spec: {}", stderr(&out));
-        let path = bundle.join("config.json");
-        let mut spec: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        spec["process"]["terminal"] = json!(false);
-        spec["process"]["args"] = json!(["/bin/sleep", "1000"]);
-        spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
-        spec["linux"]["resources"]["pids"] = json!({ "limit": pids_limit });
-        fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        write_busybox_bundle(&self.root(), &bundle, &["sleep"], |spec| {
+            spec["process"]["args"] = json!(["/bin/sleep", "1000"]);
+            spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
+            spec["linux"]["resources"]["pids"] = json!({ "limit": pids_limit });
+        });
         bundle
     }
 
     fn polis(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run polis-runc")
+        common::polis(&self.root(), args)
     }
 
     /// For `create`: the init inherits our stdio and outlives the command, so pipes would
@@ -93,16 +71,7 @@ impl Fixture {
 
     /// Our cgroup dirs that still exist, in every mounted hierarchy.
     fn leftover_cgroups(&self) -> Vec<PathBuf> {
-        let mut left = Vec::new();
-        for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            for top in [entry.path(), PathBuf::from("/sys/fs/cgroup")] {
-                let p = top.join(&self.cgroup_top);
-                if p.exists() && !left.contains(&p) {
-                    left.push(p);
-                }
-            }
-        }
-        left
+        cgroup_dirs(&self.cgroup_top)
     }
 }
 
@@ -114,10 +83,6 @@ impl Drop for Fixture {
             let _ = fs::remove_dir(&p);
         }
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The controllers polis-runc manages on a v1 host (libcgroups' list), as named in

@@ -4,15 +4,15 @@
 //! v1 host /sys/fs/cgroup holds the container's own cgroup of each subsystem, read-only.
 //! Runs as root against the real kernel.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::{cgroup_dirs, stderr, write_busybox_bundle};
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_polis-runc");
-const BUSYBOX: &str = "/bin/busybox";
 
 /// One bundle and state root in a temp dir, a host dir that the container must never reach,
 /// and a top-level cgroup; all removed on drop.
@@ -24,14 +24,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(tag: &str) -> Self {
-        assert!(
-            Path::new(BUSYBOX).is_file(),
-            "{BUSYBOX} is missing: install busybox-static (scripts/install-deps.sh)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("polis-rt-mounts.")
-            .tempdir()
-            .expect("temp dir");
+        let dir = common::temp_dir("polis-rt-mounts.");
         let outside = tempfile::Builder::new()
             .prefix("polis-rt-mounts-outside.")
             .tempdir()
@@ -54,30 +47,17 @@ impl Fixture {
 
     /// A busybox bundle running `sh -c script`, with `edit` applied to the runc-style spec.
     fn write_bundle(&self, script: &str, edit: impl FnOnce(&mut Value)) {
-        let bin = self.rootfs().join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-        symlink("busybox", bin.join("sh")).unwrap();
-        let out = self.polis(&["spec", "--bundle", self.bundle().to_str().unwrap()]);
-        assert!(out.status.success(), "spec: {}", stderr(&out));
-        let path = self.bundle().join("config.json");
-        let mut spec: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        spec["process"]["terminal"] = json!(false);
-        spec["process"]["args"] = json!(["/bin/sh", "-c", script]);
-        spec["process"]["env"] = json!(["PATH=/bin"]);
-        spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
-        edit(&mut spec);
-        fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        let root = self.dir.path().join("root");
+        write_busybox_bundle(&root, &self.bundle(), &["sh"], |spec| {
+            spec["process"]["args"] = json!(["/bin/sh", "-c", script]);
+            spec["process"]["env"] = json!(["PATH=/bin"]);
+            spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
+            edit(spec);
+        });
     }
 
     fn polis(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run polis-runc")
+        common::polis(&self.dir.path().join("root"), args)
     }
 
     /// `run` in the foreground; returns the container's stdout.
@@ -107,16 +87,7 @@ impl Fixture {
     }
 
     fn our_cgroups(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            for top in [entry.path(), PathBuf::from("/sys/fs/cgroup")] {
-                let p = top.join(&self.id);
-                if p.exists() && !found.contains(&p) {
-                    found.push(p);
-                }
-            }
-        }
-        found
+        cgroup_dirs(&self.id)
     }
 
     /// After a run: nothing of ours is left mounted on the host, and our cgroup parent is the
@@ -146,10 +117,6 @@ impl Drop for Fixture {
             let _ = fs::remove_dir(&p);
         }
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn is_unified_host() -> bool {
