@@ -1,10 +1,12 @@
 //! OOM watching: on cgroup v1 an eventfd registered on `memory.oom_control`; on cgroup v2
 //! the `oom_kill` counter of `memory.events`, polled. Each OOM calls `on_oom`.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +41,8 @@ fn memory_cgroup_from(data: &str, root: &Path) -> Option<(PathBuf, bool)> {
     v2
 }
 
-/// Starts a thread that calls `on_oom` for each OOM in the memory cgroup `dir`; it ends
-/// when the cgroup is removed.
+/// Calls `on_oom` for each OOM in the memory cgroup `dir` until the cgroup is removed: on v1
+/// from the shim's one OOM thread, on v2 from a thread of its own.
 pub fn watch(dir: PathBuf, v2: bool, on_oom: impl Fn() + Send + 'static) -> Result<(), OomError> {
     if v2 {
         let events = dir.join("memory.events");
@@ -71,23 +73,132 @@ pub fn watch(dir: PathBuf, v2: bool, on_oom: impl Fn() + Send + 'static) -> Resu
         return Err(err(io::Error::last_os_error()));
     }
     // SAFETY: efd is a fresh fd we own.
-    let mut efd = unsafe { File::from_raw_fd(efd) };
+    let efd = unsafe { OwnedFd::from_raw_fd(efd) };
     let line = format!("{} {}", efd.as_raw_fd(), oom.as_raw_fd());
     std::fs::write(dir.join("cgroup.event_control"), line).map_err(err)?;
-    let _ = std::thread::Builder::new()
-        .name("oom-v1".into())
-        .spawn(move || {
-            let _keep = oom;
-            let mut buf = [0u8; 8];
-            while efd.read_exact(&mut buf).is_ok() {
-                // The eventfd also fires when the cgroup goes away.
-                if !control.exists() {
-                    return;
-                }
-                on_oom();
-            }
+    V1Watcher::get()
+        .map_err(err)?
+        .add(V1Watch {
+            efd,
+            _oom_control: oom,
+            control,
+            on_oom: Box::new(on_oom),
+        })
+        .map_err(|source| OomError::Watch {
+            path: dir.join("memory.oom_control"),
+            source,
+        })
+}
+
+/// One cgroup v1 OOM registration: its eventfd, the open `memory.oom_control` the
+/// registration refers to, and what to call.
+struct V1Watch {
+    efd: OwnedFd,
+    _oom_control: File,
+    control: PathBuf,
+    on_oom: Box<dyn Fn() + Send>,
+}
+
+/// One thread waits on the eventfds of every container of the shim (a pod's shim has many),
+/// not one thread per container.
+struct V1Watcher {
+    epoll: OwnedFd,
+    watches: Mutex<HashMap<RawFd, V1Watch>>,
+}
+
+impl V1Watcher {
+    fn get() -> io::Result<&'static V1Watcher> {
+        static WATCHER: OnceLock<V1Watcher> = OnceLock::new();
+        if let Some(w) = WATCHER.get() {
+            return Ok(w);
+        }
+        // SAFETY: epoll_create1 returns a new fd or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let candidate = V1Watcher {
+            // SAFETY: a fresh fd we own.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            watches: Mutex::new(HashMap::new()),
+        };
+        let mut started = None;
+        let w = WATCHER.get_or_init(|| {
+            started = Some(());
+            candidate
         });
-    Ok(())
+        if started.is_some() {
+            std::thread::Builder::new()
+                .name("oom-v1".into())
+                .spawn(move || w.run())?;
+        }
+        Ok(w)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, V1Watch>> {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, watch: V1Watch) -> io::Result<()> {
+        let fd = watch.efd.as_raw_fd();
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        // Registered first, so the thread finds the watch as soon as the fd fires.
+        self.lock().insert(fd, watch);
+        // SAFETY: epoll_ctl on our epoll fd and an eventfd we hold in `watches`.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }
+            < 0
+        {
+            let e = io::Error::last_os_error();
+            self.lock().remove(&fd);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn run(&self) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        loop {
+            // SAFETY: epoll_wait into our buffer of events.len() entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    -1,
+                )
+            };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("OOM watcher: {}", io::Error::last_os_error());
+                return;
+            }
+            for ev in &events[..n as usize] {
+                self.fired(ev.u64 as RawFd);
+            }
+        }
+    }
+
+    fn fired(&self, fd: RawFd) {
+        let mut buf = [0u8; 8];
+        // SAFETY: read of 8 bytes from an eventfd we hold.
+        unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let mut watches = self.lock();
+        let Some(w) = watches.get(&fd) else {
+            return;
+        };
+        // The eventfd also fires when the cgroup goes away: then the watch ends (dropping it
+        // closes the eventfd, which takes it out of the epoll set).
+        if !w.control.exists() {
+            watches.remove(&fd);
+            return;
+        }
+        (w.on_oom)();
+    }
 }
 
 fn read_oom_kills(events: &Path) -> Option<u64> {
@@ -138,5 +249,73 @@ mod tests {
         .unwrap();
         std::fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+
+    /// Test memory cgroups, removed on drop (whatever is left of them).
+    struct TestCgroups(Vec<PathBuf>);
+
+    impl Drop for TestCgroups {
+        fn drop(&mut self) {
+            for d in &self.0 {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .count()
+    }
+
+    fn wait_for(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn v1_watches_share_one_thread_and_end_with_their_cgroup() {
+        let cgroups = TestCgroups(
+            (0..3)
+                .map(|i| {
+                    PathBuf::from(format!(
+                        "/sys/fs/cgroup/memory/polis-oomtest-{}-{i}",
+                        std::process::id()
+                    ))
+                })
+                .collect(),
+        );
+        let watched = |d: &Path| {
+            let control = d.join("memory.oom_control");
+            let w = V1Watcher::get().unwrap();
+            let n = w.lock().values().filter(|w| w.control == control).count();
+            n
+        };
+        for d in &cgroups.0 {
+            std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            watch(d.clone(), false, || {}).unwrap();
+            assert_eq!(watched(d), 1);
+        }
+        // The thread names itself once it runs.
+        wait_for("the OOM thread", || threads_named("oom-v1") == 1);
+        assert_eq!(threads_named("oom-v1"), 1);
+        for d in &cgroups.0 {
+            std::fs::remove_dir(d).unwrap();
+        }
+        for d in &cgroups.0 {
+            wait_for(&format!("the end of the watch of {}", d.display()), || {
+                watched(d) == 0
+            });
+        }
     }
 }
