@@ -10,7 +10,6 @@ use std::sync::mpsc::{channel, Sender};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
@@ -86,16 +85,10 @@ impl Publisher {
     }
 
     fn publish(&self, topic: &str, namespace: &str, event: Any) -> Result<(), String> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut ts = Timestamp::new();
-        ts.seconds = now.as_secs() as i64;
-        ts.nanos = now.subsec_nanos() as i32;
         let mut envelope = Envelope::new();
         envelope.topic = topic.into();
         envelope.namespace = namespace.into();
-        envelope.timestamp = MessageField::some(ts);
+        envelope.timestamp = MessageField::some(crate::task::timestamp(SystemTime::now()));
         envelope.event = MessageField::some(event);
         let mut req = ForwardRequest::new();
         req.envelope = MessageField::some(envelope);

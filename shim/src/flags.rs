@@ -32,6 +32,15 @@ pub enum FlagError {
 }
 
 impl Flags {
+    /// The bundle: `-bundle`, else the directory containerd starts the shim in.
+    pub fn bundle(&self) -> std::io::Result<std::path::PathBuf> {
+        if self.bundle.is_empty() {
+            std::env::current_dir()
+        } else {
+            Ok(self.bundle.clone().into())
+        }
+    }
+
     fn string_slot(&mut self, name: &str) -> Option<&mut String> {
         Some(match name {
             "namespace" => &mut self.namespace,

@@ -122,12 +122,12 @@ impl V1Watcher {
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
             watches: Mutex::new(HashMap::new()),
         };
-        let mut started = None;
+        let mut installed = false;
         let w = WATCHER.get_or_init(|| {
-            started = Some(());
+            installed = true;
             candidate
         });
-        if started.is_some() {
+        if installed {
             std::thread::Builder::new()
                 .name("oom-v1".into())
                 .spawn(move || w.run())?;

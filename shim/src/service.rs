@@ -8,14 +8,11 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
-use std::sync::{Condvar, Mutex};
-
 use anyhow::{bail, Context, Result};
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::shim::DeleteResponse;
 use containerd_shim_protos::ttrpc::{MethodHandler, Server};
@@ -43,17 +40,9 @@ pub fn grouping(spec: &SpecView, id: &str) -> String {
         .to_string()
 }
 
-fn bundle_of(flags: &Flags) -> PathBuf {
-    if flags.bundle.is_empty() {
-        std::env::current_dir().unwrap_or_default()
-    } else {
-        PathBuf::from(&flags.bundle)
-    }
-}
-
 /// `delete`: containerd calls it after a shim died, to remove what the shim left.
 pub fn delete(flags: &Flags) -> Result<()> {
-    let bundle = bundle_of(flags);
+    let bundle = flags.bundle().unwrap_or_default();
     let (monitor, _others) = Monitor::start().context("watch child exits")?;
     // A bundle without our record never got as far as the runtime's create: the defaults
     // find nothing to delete, which is what we report.
@@ -71,16 +60,10 @@ pub fn delete(flags: &Flags) -> Result<()> {
         }
     }
     unmount_rootfs(&bundle);
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut ts = Timestamp::new();
-    ts.seconds = d.as_secs() as i64;
-    ts.nanos = d.subsec_nanos() as i32;
     let resp = DeleteResponse {
         pid: 0,
         exit_status: 128 + libc::SIGKILL as u32,
-        exited_at: MessageField::some(ts),
+        exited_at: MessageField::some(crate::task::timestamp(SystemTime::now())),
         ..Default::default()
     };
     let mut out = std::io::stdout().lock();

@@ -21,11 +21,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const SOCKET_DIR: &str = "/run/containerd/s";
 
 pub fn start(flags: &Flags) -> Result<()> {
-    let bundle = if flags.bundle.is_empty() {
-        std::env::current_dir().context("current dir")?
-    } else {
-        flags.bundle.clone().into()
-    };
+    let bundle = flags.bundle().context("current dir")?;
     let spec = crate::container::SpecView::read(&bundle);
     let group = grouping(&spec, &flags.id);
     // Bad options fail here, before there is a server to clean up.

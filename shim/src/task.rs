@@ -61,7 +61,8 @@ pub struct TaskService {
     tasks: Arc<Tasks>,
 }
 
-fn timestamp(at: SystemTime) -> Timestamp {
+/// A protobuf timestamp of `at`, for exits, deletes and event envelopes.
+pub fn timestamp(at: SystemTime) -> Timestamp {
     let d = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
