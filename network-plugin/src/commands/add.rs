@@ -52,7 +52,7 @@ pub fn cmd_add(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<String
             Ok(out.to_json(&conf.cni_version))
         }
         Err(e) => {
-            let _ = del::teardown(args, conf, stdin, &ipam);
+            let _ = del::teardown(args, conf, stdin, Some(&ipam));
             Err(e)
         }
     }

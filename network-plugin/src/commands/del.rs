@@ -1,7 +1,10 @@
 //! DEL: remove the NAT rules, the host veth (which takes the container end
 //! with it) and the address allocation. Each step tolerates "already gone",
 //! so DEL twice, DEL without a cached result and DEL after the namespace
-//! vanished all succeed.
+//! vanished all succeed. Each finds what to remove from the plugin's own
+//! records (rule tags, the veth name and alias, the IPAM store), not from the
+//! port mappings of the configuration, so a configuration ADD would refuse
+//! still deletes (see `NetConf::parse_for_del`).
 
 use super::ipam_step::Ipam;
 use super::kernel_err;
@@ -13,20 +16,29 @@ use crate::net::rtnl::Rtnl;
 use crate::nft::{self, Firewall, NftFirewall};
 
 pub fn cmd_del(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
-    let ipam = Ipam::from_conf(conf)?;
-    teardown(args, conf, stdin, &ipam)
+    match Ipam::for_del(conf) {
+        Ok(ipam) => teardown(args, conf, stdin, Some(&ipam)),
+        // Where the addresses are is unknown, but the veth and the rules
+        // can still go; the error keeps the runtime retrying for the rest.
+        Err(e) => teardown(args, conf, stdin, None).and(Err(e)),
+    }
 }
 
-/// Removes everything of one attachment; every step runs even when another
-/// failed, and the first error is returned.
-pub fn teardown(args: &CniArgs, conf: &NetConf, stdin: &[u8], ipam: &Ipam) -> CniResult<()> {
+/// Removes everything of one attachment (its addresses only with `ipam`);
+/// every step runs even when another failed, and the first error is returned.
+pub fn teardown(
+    args: &CniArgs,
+    conf: &NetConf,
+    stdin: &[u8],
+    ipam: Option<&Ipam>,
+) -> CniResult<()> {
     let host_name = host_veth_name(&conf.name, &args.container_id, &args.ifname);
     std::thread::scope(|s| {
         // Unregistering a veth waits out an RCU grace period in the kernel
         // (10-20 ms); the NAT and IPAM cleanup run meanwhile.
         let link = s.spawn(|| delete_host_veth(&host_name));
         let (fw, nat) = remove_nat(conf, args);
-        let addrs = ipam.del(conf, args, stdin);
+        let addrs = ipam.map_or(Ok(()), |ipam| ipam.del(conf, args, stdin));
         let link = link
             .join()
             .unwrap_or_else(|_| Err(kernel_err(format!("deleting {host_name} panicked"))));

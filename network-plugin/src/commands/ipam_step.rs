@@ -27,6 +27,17 @@ impl Ipam {
         }
     }
 
+    /// DEL's IPAM: `polis-ipam` releases from its store even when the ranges
+    /// of the ipam section no longer parse.
+    pub fn for_del(conf: &NetConf) -> CniResult<Self> {
+        match conf.ipam_type() {
+            IN_PROCESS_TYPE => Ok(Ipam::InProcess(IpamConf::for_release(
+                &conf.name, &conf.ipam,
+            )?)),
+            _ => Self::from_conf(conf),
+        }
+    }
+
     pub fn add(&self, conf: &NetConf, args: &CniArgs, stdin: &[u8]) -> CniResult<CniOutput> {
         match self {
             Ipam::InProcess(ic) => ipam::add(ic, &conf.name, &owner(args)),

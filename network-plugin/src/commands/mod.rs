@@ -19,10 +19,20 @@ pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
     if cmd == Command::Version {
         return Ok(version::cmd_version(stdin));
     }
+    if cmd == Command::Del {
+        let (conf, ignored) = NetConf::parse_for_del(stdin)?;
+        if let Some(e) = ignored {
+            eprintln!(
+                "polis-bridge: DEL of container {} ({}) on network {:?} ignores the rest of a configuration ADD would refuse: {}",
+                args.container_id, args.ifname, conf.name, e.msg
+            );
+        }
+        return del::cmd_del(args, &conf, stdin).map(|_| String::new());
+    }
     let conf = NetConf::parse(stdin)?;
     match cmd {
         Command::Add => add::cmd_add(args, &conf, stdin),
-        Command::Del => del::cmd_del(args, &conf, stdin).map(|_| String::new()),
+        Command::Del => unreachable!("handled above"),
         Command::Check => check::cmd_check(args, &conf, stdin).map(|_| String::new()),
         Command::Status => status::cmd_status(args, &conf, stdin).map(|_| String::new()),
         Command::Gc => gc::cmd_gc(args, &conf, stdin).map(|_| String::new()),

@@ -111,6 +111,29 @@ impl IpamConf {
             dns: raw.dns,
         })
     }
+
+    /// For DEL: releasing an attachment's addresses needs only the store,
+    /// found from `dataDir`; an ipam section whose ranges no longer parse
+    /// (edited since ADD) still releases. Fails only when `dataDir` itself
+    /// is unreadable, with the full parse's error.
+    pub fn for_release(network: &str, v: &serde_json::Value) -> CniResult<Self> {
+        let full = match Self::from_value(network, v) {
+            Ok(conf) => return Ok(conf),
+            Err(e) => e,
+        };
+        let data_dir = match v.get("dataDir") {
+            None | Some(serde_json::Value::Null) => PathBuf::from(DEFAULT_DATA_DIR),
+            Some(serde_json::Value::String(d)) => PathBuf::from(d),
+            Some(_) => return Err(full),
+        };
+        Ok(IpamConf {
+            range_sets: Vec::new(),
+            routes: Vec::new(),
+            data_dir,
+            reserved: Vec::new(),
+            dns: Dns::default(),
+        })
+    }
 }
 
 fn invalid(msg: String) -> CniError {
@@ -210,5 +233,18 @@ mod tests {
         .unwrap_err();
         assert!(e.msg.contains("mixes"));
         assert!(IpamConf::from_value("n", &json!({"type":"polis-ipam"})).is_err());
+    }
+
+    #[test]
+    fn release_needs_only_the_data_dir() {
+        let broken = json!({"type":"polis-ipam","ranges":"garbage","dataDir":"/tmp/x"});
+        assert!(IpamConf::from_value("n", &broken).is_err());
+        let c = IpamConf::for_release("n", &broken).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        let c = IpamConf::for_release("n", &json!({"type":"polis-ipam"})).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        // Where the store is cannot be guessed: the parse error stands.
+        let e = IpamConf::for_release("n", &json!({"ranges":"garbage","dataDir":5})).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
     }
 }

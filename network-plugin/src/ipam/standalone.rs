@@ -39,7 +39,11 @@ pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
             ),
         ));
     }
-    let ipam = IpamConf::from_value(&conf.name, &conf.ipam)?;
+    let ipam = if cmd == Command::Del {
+        IpamConf::for_release(&conf.name, &conf.ipam)?
+    } else {
+        IpamConf::from_value(&conf.name, &conf.ipam)?
+    };
     let owner = Owner {
         container_id: args.container_id.clone(),
         ifname: args.ifname.clone(),

@@ -5,6 +5,15 @@
 //
 // Usage: driver VERB CONFLIST CACHE_DIR CNI_PATH CONTAINER_ID NETNS [CAPABILITY_ARGS_JSON]
 // VERB is validate, add, check or del. add prints the final result as JSON.
+//
+// cri-add, cri-check and cri-del call the runtime as containerd 1.6's CRI
+// does (pkg/cri/server/sandbox_run.go, cniNamespaceOpts, through go-cni):
+// CAPABILITY_ARGS_JSON is {"portMappings": [...], "bandwidth": {...},
+// "dns": {...}, "annotations": {...}}, decoded into go-cni's own types, so
+// libcni marshals them into runtimeConfig exactly as for containerd (go-cni's
+// PortMapping, BandWidth and DNS have no json tags: "HostPort", ...); the
+// pod annotations go under "io.kubernetes.cri.pod-annotations" and CNI_ARGS
+// carry CRI's pod labels.
 package main
 
 import (
@@ -13,9 +22,48 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	gocni "github.com/containerd/go-cni"
 	"github.com/containernetworking/cni/libcni"
 )
+
+// criPod is what the CRI code reads from a PodSandboxConfig, as go-cni types.
+type criPod struct {
+	PortMappings []gocni.PortMapping `json:"portMappings"`
+	Bandwidth    *gocni.BandWidth    `json:"bandwidth"`
+	DNS          *gocni.DNS          `json:"dns"`
+	Annotations  map[string]string   `json:"annotations"`
+}
+
+// criRuntimeConf builds the RuntimeConf go-cni's Namespace.config builds for
+// containerd's CRI.
+func criRuntimeConf(id, netns, raw string) (*libcni.RuntimeConf, error) {
+	var pod criPod
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &pod); err != nil {
+			return nil, fmt.Errorf("CRI pod: %w", err)
+		}
+	}
+	caps := map[string]interface{}{"io.kubernetes.cri.pod-annotations": pod.Annotations}
+	if len(pod.PortMappings) > 0 {
+		caps["portMappings"] = pod.PortMappings
+	}
+	if pod.Bandwidth != nil {
+		caps["bandwidth"] = *pod.Bandwidth
+	}
+	if pod.DNS != nil {
+		caps["dns"] = *pod.DNS
+	}
+	labels := [][2]string{
+		{"K8S_POD_NAMESPACE", "default"},
+		{"K8S_POD_NAME", "polis-test"},
+		{"K8S_POD_INFRA_CONTAINER_ID", id},
+		{"K8S_POD_UID", "00000000-0000-0000-0000-000000000001"},
+		{"IgnoreUnknown", "1"},
+	}
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0", Args: labels, CapabilityArgs: caps}, nil
+}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -33,14 +81,26 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", confPath, err)
 	}
-	caps := map[string]interface{}{}
+	raw := ""
 	if len(args) > 6 {
-		if err := json.Unmarshal([]byte(args[6]), &caps); err != nil {
-			return fmt.Errorf("capability args: %w", err)
+		raw = args[6]
+	}
+	var rt *libcni.RuntimeConf
+	if strings.HasPrefix(verb, "cri-") {
+		verb = strings.TrimPrefix(verb, "cri-")
+		if rt, err = criRuntimeConf(id, netns, raw); err != nil {
+			return err
 		}
+	} else {
+		caps := map[string]interface{}{}
+		if raw != "" {
+			if err := json.Unmarshal([]byte(raw), &caps); err != nil {
+				return fmt.Errorf("capability args: %w", err)
+			}
+		}
+		rt = &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0", CapabilityArgs: caps}
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(filepath.SplitList(cniPath), cacheDir, nil)
-	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0", CapabilityArgs: caps}
 	ctx := context.Background()
 	switch verb {
 	case "validate":
