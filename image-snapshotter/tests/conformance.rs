@@ -9,7 +9,7 @@ fn containerd_snapshot_suite_passes_in_exec_mode() {
     need_tool("go");
     let dir = TestDir::new("suite-exec");
     let cmd = format!("{BIN} --root {{root}} --address {{address}} --log-level warn");
-    assert_suite_passes(&dir, &["exec", &cmd]);
+    assert_suite_passes(&dir, &Suite::Exec(&cmd));
 }
 
 #[test]
@@ -19,8 +19,13 @@ fn containerd_snapshot_suite_passes_through_containerd() {
     let dir = TestDir::new("suite-ctrd");
     let snap = Daemon::start(&dir.join("snap-root"), &dir.join("snap.sock"), &[]);
     let ctrd = Containerd::start(&dir.path, &snap.address);
-    let sock = ctrd.sock.display().to_string();
-    assert_suite_passes(&dir, &["containerd", &sock, "polis"]);
+    assert_suite_passes(
+        &dir,
+        &Suite::Containerd {
+            sock: &ctrd.sock,
+            snapshotter: "polis",
+        },
+    );
     drop(ctrd);
     // every test removed its snapshots: nothing may be left on disk once orphans are swept
     let rt = runtime();

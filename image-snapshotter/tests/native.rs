@@ -13,7 +13,7 @@ fn containerd_snapshot_suite_passes_on_the_native_backend() {
     let dir = TestDir::new("suite-native");
     let cmd =
         format!("{BIN} --root {{root}} --address {{address}} --log-level warn --backend native");
-    assert_suite_passes(&dir, &["exec", &cmd]);
+    assert_suite_passes(&dir, &Suite::Exec(&cmd));
 }
 
 #[test]

@@ -36,16 +36,6 @@ pub fn need_tool(name: &str) {
     );
 }
 
-pub fn suite_tool() -> PathBuf {
-    let p = workspace_root().join("../shared/tools/snapshot-suite/run");
-    assert!(
-        p.exists(),
-        "containerd's snapshot conformance suite is missing: expected {}",
-        p.display()
-    );
-    p
-}
-
 /// Mount points under `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = dir.display().to_string();
@@ -252,41 +242,206 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// Runs containerd's snapshot suite tool; runs are serialised across test processes (the tool
-/// builds its test binary and writes its log in one shared directory).
-pub fn run_suite(dir: &TestDir, args: &[&str]) -> (bool, String) {
+/// Our harness around containerd's snapshotter conformance suite
+/// (`image-snapshotter/conformance/polis_suite_test.go`).
+pub const SUITE_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance");
+
+/// The target directory: `CARGO_TARGET_DIR` if set (relative to the workspace root), else
+/// `<workspace root>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => workspace_root().join(d),
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// Newest modification time of the harness's Go sources.
+fn suite_sources_mtime() -> std::time::SystemTime {
+    fs::read_dir(SUITE_SRC)
+        .unwrap_or_else(|e| panic!("read {SUITE_SRC}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "go"))
+        .map(|p| fs::metadata(&p).unwrap().modified().unwrap())
+        .max()
+        .unwrap_or_else(|| panic!("no .go file in {SUITE_SRC}"))
+}
+
+/// The harness's test binary, `<target>/polis-snapsuite/polis-snapsuite.test`, built (offline,
+/// GOPATH mode, against Debian's golang-github-containerd-containerd-dev) when missing or older
+/// than its sources. Concurrent test processes are serialised by a flock on `build.lock` in that
+/// directory; the Go build cache and temp files stay in there too.
+pub fn suite_harness() -> PathBuf {
     use std::os::fd::AsRawFd;
-    let lock = fs::File::create("/tmp/polis-snapsuite.lock").unwrap();
+    need_tool("go");
+    let dir = target_dir().join("polis-snapsuite");
+    let tmp = dir.join("tmp");
+    fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
+    let lock = fs::File::create(dir.join("build.lock")).unwrap();
     // SAFETY: flock on an open descriptor we own; released when `lock` is dropped.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    // The tool may have to build its test binary first, and `go` refuses a TMPDIR that does not
-    // exist yet (the tool itself only creates it after building).
+    let bin = dir.join("polis-snapsuite.test");
+    let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    if built.is_some_and(|t| t >= suite_sources_mtime()) {
+        return bin;
+    }
+    let new = dir.join("polis-snapsuite.test.new");
+    let gopath = format!("{}:/usr/share/gocode", dir.display());
+    let start = Instant::now();
+    run_ok(
+        Command::new("go")
+            .args(["test", "-c", "-o"])
+            .arg(&new)
+            .arg(".")
+            .current_dir(SUITE_SRC)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", gopath)
+            .env("GOFLAGS", "")
+            .env("GOCACHE", dir.join("gocache"))
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::null()),
+    );
+    fs::rename(&new, &bin).unwrap();
+    eprintln!(
+        "built {} in {:.1}s",
+        bin.display(),
+        start.elapsed().as_secs_f64()
+    );
+    bin
+}
+
+/// How the suite reaches the snapshotter.
+pub enum Suite<'a> {
+    /// A fresh snapshotter per test case, from this command line (split on whitespace), where
+    /// `{root}` and `{address}` stand for its root and socket.
+    Exec(&'a str),
+    /// Through the containerd at `sock`, to its proxy snapshotter `snapshotter`.
+    Containerd {
+        sock: &'a Path,
+        snapshotter: &'a str,
+    },
+}
+
+/// The outcome of a suite run: its subtests by result, and the output of the failing ones.
+pub struct SuiteRun {
+    pub success: bool,
+    pub passed: Vec<String>,
+    pub failed: Vec<String>,
+    pub skipped: Vec<String>,
+    /// stdout and stderr of the whole run.
+    pub output: String,
+    /// Per subtest, the lines `go test -v` printed for it.
+    pub by_test: std::collections::BTreeMap<String, String>,
+}
+
+const SUITE_TEST: &str = "TestSnapshotterSuite/";
+
+impl SuiteRun {
+    pub fn parse(success: bool, output: String) -> SuiteRun {
+        let mut run = SuiteRun {
+            success,
+            passed: vec![],
+            failed: vec![],
+            skipped: vec![],
+            output: String::new(),
+            by_test: Default::default(),
+        };
+        let mut current: Option<String> = None;
+        for line in output.lines() {
+            let t = line.trim_start();
+            // `=== RUN|PAUSE|CONT|NAME  name`: what follows is that test's
+            if let Some(rest) = t.strip_prefix("=== ") {
+                current = rest.split_whitespace().nth(1).map(str::to_string);
+            }
+            // `--- PASS|FAIL|SKIP: name (0.12s)`: the result, and that test's lines after it
+            if let Some(rest) = t.strip_prefix("--- ") {
+                if let Some((result, rest)) = rest.split_once(": ") {
+                    let name = rest.split(" (").next().unwrap_or(rest).to_string();
+                    if let Some(sub) = name.strip_prefix(SUITE_TEST) {
+                        match result {
+                            "PASS" => run.passed.push(sub.to_string()),
+                            "FAIL" => run.failed.push(sub.to_string()),
+                            "SKIP" => run.skipped.push(sub.to_string()),
+                            _ => {}
+                        }
+                    }
+                    current = Some(name);
+                }
+            }
+            if let Some(name) = current.as_ref().filter(|n| n.starts_with(SUITE_TEST)) {
+                let lines = run.by_test.entry(name.clone()).or_default();
+                lines.push_str(line);
+                lines.push('\n');
+            }
+        }
+        run.output = output;
+        run
+    }
+
+    /// The output of the failing subtests, or the whole output if none failed by name.
+    pub fn failure_output(&self) -> String {
+        if self.failed.is_empty() {
+            return self.output.clone();
+        }
+        self.failed
+            .iter()
+            .map(|f| {
+                let key = format!("{SUITE_TEST}{f}");
+                self.by_test.get(&key).cloned().unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Runs containerd's snapshotter suite through our harness with `-test.v`; its temp files (the
+/// suite's per-test roots, sockets and work dirs) go under `dir/suite-tmp`.
+pub fn run_suite(dir: &TestDir, suite: &Suite) -> SuiteRun {
+    let bin = suite_harness();
     let tmp = dir.join("suite-tmp");
     fs::create_dir_all(&tmp).unwrap();
-    let out = Command::new(suite_tool())
-        .args(args)
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-test.v", "-test.timeout=5m"]);
+    match suite {
+        Suite::Exec(command) => cmd.args(["-mode", "exec", "-command", command]),
+        Suite::Containerd { sock, snapshotter } => cmd
+            .args(["-mode", "containerd", "-containerd"])
+            .arg(sock)
+            .args(["-snapshotter", snapshotter]),
+    };
+    let out = cmd
         .env("TMPDIR", &tmp)
+        .current_dir(&dir.path)
+        .stdin(Stdio::null())
         .output()
-        .expect("run the snapshot suite");
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
     let text = format!(
-        "{}\n{}",
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    SuiteRun::parse(out.status.success(), text)
 }
 
-/// Runs the suite in `mode` and asserts the full pass: 20 passed, 0 failed (containerd's own
-/// overlayfs passes 20 and skips 1 here), and that it left no mounts under `dir`.
-pub fn assert_suite_passes(dir: &TestDir, args: &[&str]) {
-    let (ok, text) = run_suite(dir, args);
-    let tag = format!("snapshot-suite[{}]:", args[0]);
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with(&tag))
-        .unwrap_or_else(|| panic!("no summary line\n{text}"));
-    assert!(ok && summary.contains("20 passed, 0 failed"), "{text}");
-    assert!(mounts_under(&dir.path).is_empty(), "the suite left mounts");
+/// Runs the suite and asserts the full pass: 20 passed, 0 failed (containerd's own overlayfs
+/// passes 20 and skips 1 here), and that it left no mounts under `dir`.
+pub fn assert_suite_passes(dir: &TestDir, suite: &Suite) {
+    let run = run_suite(dir, suite);
+    assert!(
+        run.success && run.passed.len() == 20 && run.failed.is_empty(),
+        "containerd's snapshotter suite: {} passed, {} failed {:?}, {} skipped {:?} (want 20 \
+         passed, 0 failed); output of the failing subtests:\n{}",
+        run.passed.len(),
+        run.failed.len(),
+        run.failed,
+        run.skipped.len(),
+        run.skipped,
+        run.failure_output()
+    );
+    assert!(
+        mounts_under(&dir.path).is_empty(),
+        "the suite left mounts: {:?}",
+        mounts_under(&dir.path)
+    );
 }
 
 /// Nothing of the snapshots remains: no snapshot dirs under `root`, no mounts under `dir`.
