@@ -82,11 +82,13 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// `name` becomes part of the cgroups path (`/polis-it/<name>`).
+    /// `name` (unique to the test, `polis-...`) is the cgroups path (`/<name>`): a top-level
+    /// cgroup of its own in every hierarchy, which the container's delete removes, so no
+    /// parent shared between tests is left behind.
     pub fn new(name: &str, args: &[&str]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("polis-bundle-").tempdir()?;
         busybox_rootfs(&dir.path().join("rootfs"))?;
-        let cgroups_path = format!("/polis-it/{name}");
+        let cgroups_path = format!("/{name}");
         let b = Self { dir, cgroups_path };
         b.write_spec(&default_spec(args, &b.cgroups_path))?;
         Ok(b)
@@ -124,6 +126,48 @@ impl Bundle {
 /// Builds an OCI image layout of busybox with umoci and packs it as a tar that
 /// `ctr images import` accepts. `out` is the tar file to write.
 pub fn busybox_image_archive(out: &Path) -> Result<()> {
+    image_archive(
+        out,
+        busybox_rootfs,
+        &["--config.cmd", "/bin/sh", "--config.env", "PATH=/bin"],
+    )
+}
+
+/// A pod sandbox ("pause") image: only a static `/pause` built from
+/// `integration/fixtures/pause.c`, as its entrypoint, and no Env at all (as pause images
+/// have), so a runtime must run it by its absolute path without a PATH.
+pub fn pause_image_archive(out: &Path) -> Result<()> {
+    let src = crate::workspace_root().join("integration/fixtures/pause.c");
+    image_archive(
+        out,
+        |rootfs| {
+            std::fs::create_dir_all(rootfs)?;
+            let o = Command::new("cc")
+                .args(["-static", "-Os", "-s", "-o"])
+                .arg(rootfs.join("pause"))
+                .arg(&src)
+                .output()
+                .context("run cc (build-essential)")?;
+            if !o.status.success() {
+                bail!(
+                    "cc {}: {}",
+                    src.display(),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            Ok(())
+        },
+        &["--config.entrypoint", "/pause"],
+    )
+}
+
+/// Builds an image with umoci from a rootfs that `fill` makes and the given `umoci config`
+/// flags, and packs its layout as a tar that `ctr images import` accepts.
+pub fn image_archive(
+    out: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+    config: &[&str],
+) -> Result<()> {
     let umoci = crate::require_tool("umoci");
     let work = tempfile::Builder::new().prefix("polis-image-").tempdir()?;
     let layout = work.path().join("layout");
@@ -141,21 +185,12 @@ pub fn busybox_image_archive(out: &Path) -> Result<()> {
     run(&["init", "--layout", &layout_s])?;
     run(&["new", "--image", &image])?;
     run(&["unpack", "--image", &image, &unpacked_s])?;
-    busybox_rootfs(&unpacked.join("rootfs"))?;
+    fill(&unpacked.join("rootfs"))?;
     run(&["repack", "--image", &image, &unpacked_s])?;
-    run(&[
-        "config",
-        "--image",
-        &image,
-        "--config.cmd",
-        "/bin/sh",
-        "--config.env",
-        "PATH=/bin",
-        "--architecture",
-        "amd64",
-        "--os",
-        "linux",
-    ])?;
+    let mut args = vec!["config", "--image", &image];
+    args.extend_from_slice(config);
+    args.extend_from_slice(&["--architecture", "amd64", "--os", "linux"]);
+    run(&args)?;
     run(&["gc", "--layout", &layout_s])?;
     let o = Command::new("tar")
         .arg("-C")

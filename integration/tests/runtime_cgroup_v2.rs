@@ -34,7 +34,6 @@ $R resume {id}
 echo "thawed=$(cat /sys/fs/cgroup/{cg}/cgroup.freeze)"
 $R delete -f {id}
 [ -e /sys/fs/cgroup/{cg} ] && echo leftover=yes || echo leftover=no
-rmdir /sys/fs/cgroup/polis-it 2>/dev/null || true
 "#,
         bin = bin.display(),
         root = root.path().display(),

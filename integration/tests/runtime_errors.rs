@@ -158,3 +158,50 @@ fn commands_work_from_a_deleted_working_directory() {
     drop(gone);
     c.finish();
 }
+
+/// A score below the caller's needs CAP_SYS_RESOURCE, which these machines lack (so does a
+/// rootless or nested runtime): both runtimes refuse, and ours names the value, the file and
+/// the container, not a bare "io error".
+#[test]
+fn a_refused_oom_score_adj_is_named() {
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let lowered = (current - 1).max(-1000);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if lowered == current || cap_eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        eprintln!("skipped: this process may lower its OOM score, nothing is refused");
+        return;
+    }
+    for rt in [Runtime::polis(), Runtime::runc()] {
+        let c = Container::new(&rt, "oomadj", &["/bin/true"]);
+        c.bundle
+            .edit(|s| s["process"]["oomScoreAdj"] = lowered.into())
+            .unwrap();
+        let o = c.run();
+        assert!(
+            !o.status.success(),
+            "{}: lowering the score worked",
+            rt.name
+        );
+        if rt.name == "polis-runc" {
+            let err = stderr(&o);
+            for needle in [lowered.to_string().as_str(), "oom_score_adj", c.id.as_str()] {
+                assert!(
+                    err.contains(needle),
+                    "error {err:?} does not name {needle:?}"
+                );
+            }
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+        }
+        c.finish();
+    }
+}

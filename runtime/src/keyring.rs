@@ -3,6 +3,8 @@
 //! keyring. libcontainer has no such step, so the init joins `_ses.<id>` in our executor, just
 //! before it runs the container process.
 
+use std::path::{Path, PathBuf};
+
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
@@ -35,8 +37,71 @@ impl Executor for KeyringExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        self.inner.validate(spec)
+        let process = spec.process().as_ref();
+        let args = process
+            .and_then(|p| p.args().as_deref())
+            .unwrap_or_default();
+        let env = process.and_then(|p| p.env().as_deref()).unwrap_or_default();
+        resolve_executable(args, env)
+            .map(drop)
+            .map_err(ExecutorValidationError::ArgValidationError)
     }
+}
+
+/// Where the container's `args[0]` is, found as runc finds it (Go's `exec.LookPath` with the
+/// process's own environment): a name with a slash is used as it is, with no need of PATH
+/// (a pause image has no Env at all); a bare name is searched in the spec's PATH. The file
+/// must be a regular file with an execute bit.
+pub fn resolve_executable(args: &[String], env: &[String]) -> Result<PathBuf, String> {
+    let name = args
+        .first()
+        .filter(|a| !a.is_empty())
+        .ok_or("process.args must name the program to run")?;
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return check_executable(&path).map(|_| path);
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("");
+    let mut refused = None;
+    for dir in path_var.split(':') {
+        // an empty PATH element is the current directory, as in a shell
+        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
+        match check_executable(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if candidate.exists() => refused = Some(e),
+            Err(_) => {}
+        }
+    }
+    Err(refused.unwrap_or_else(|| {
+        if path_var.is_empty() {
+            format!("executable {name:?} not found: process.env has no PATH (give args[0] as an absolute path, or set PATH)")
+        } else {
+            format!("executable {name:?} not found in $PATH ({path_var})")
+        }
+    }))
+}
+
+fn check_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("executable {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "executable {} is not a regular file",
+            path.display()
+        ));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "executable {} has no execute permission",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Joins (creating) the named session keyring. A kernel without keyrings, or a seccomp profile
@@ -115,5 +180,42 @@ mod tests {
         );
         assert!(parse_perm("keyring;0;0").is_err());
         assert!(parse_perm("keyring;0;0;zz;_ses").is_err());
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_absolute_program_needs_no_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("pause");
+        std::fs::write(&prog, "#!/bin/true\n").unwrap();
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let args = vec![prog.display().to_string()];
+        assert_eq!(resolve_executable(&args, &[]).unwrap(), prog);
+        // a bare name without PATH is refused, with the reason
+        let err = resolve_executable(&strings(&["pause"]), &strings(&["A=1"])).unwrap_err();
+        assert!(err.contains("no PATH"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_name_is_searched_in_the_spec_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let prog = bin.join("tool");
+        std::fs::write(&prog, "").unwrap();
+        let env = vec![format!("PATH=/nonexistent:{}", bin.display())];
+        // found but not executable: the reason names the file
+        let err = resolve_executable(&strings(&["tool"]), &env).unwrap_err();
+        assert!(err.contains("execute permission"), "{err}");
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_eq!(resolve_executable(&strings(&["tool"]), &env).unwrap(), prog);
+        let err = resolve_executable(&strings(&["missing"]), &env).unwrap_err();
+        assert!(err.contains("not found in $PATH"), "{err}");
+        assert!(resolve_executable(&[], &env).is_err());
     }
 }

@@ -33,6 +33,11 @@ use crate::stats::{PidStatsError, Stats, StatsProvider};
 
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    /// polis patch: the container's cgroup in the hierarchies without controllers (named ones
+    /// such as `name=systemd`, and the cgroup2 mount of a hybrid host). runc puts a container's
+    /// processes there too; systemd tracks processes by them. Joined and removed, never
+    /// configured.
+    extra: Vec<PathBuf>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -89,7 +94,8 @@ impl Manager {
         // polis patch: mountinfo and /proc/self/cgroup are read once here rather than once per
         // controller (24 safe-procfs opens and 12 mountinfo renders per manager before); the
         // per-controller lookups below match what the upstream helpers matched.
-        let mount_points = util::list_subsystem_mount_points();
+        let mounts = util::list_cgroup_mounts();
+        let mount_points = mounts.as_ref().map(|m| m.v1.clone());
         let process_cgroups = Self::read_process_cgroups();
         let mut subsystems = HashMap::new();
         for subsystem in CONTROLLERS {
@@ -106,7 +112,40 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems })
+        let extra = match (&mounts, &process_cgroups) {
+            (Ok(mounts), Ok(cgroups)) => Self::extra_paths(cgroup_path, mounts, cgroups),
+            _ => Vec::new(),
+        };
+
+        Ok(Manager { subsystems, extra })
+    }
+
+    /// polis patch: where the container's cgroup lies in each hierarchy without controllers
+    /// that this process is a member of (see `Manager::extra`).
+    fn extra_paths(
+        cgroup_path: &Path,
+        mounts: &util::CgroupMounts,
+        cgroups: &ProcessCGroups,
+    ) -> Vec<PathBuf> {
+        let named = mounts.named.iter().filter_map(|(name, mount)| {
+            let own = cgroups.0.iter().find(|c| c.controllers.iter().any(|k| k == name))?;
+            Some((mount, own))
+        });
+        let unified = mounts.unified.as_ref().and_then(|mount| {
+            let own = cgroups.0.iter().find(|c| c.hierarchy == 0)?;
+            Some((mount, own))
+        });
+        named
+            .chain(unified)
+            .filter_map(|(mount, own)| {
+                let rel = if cgroup_path.as_os_str().is_empty() {
+                    Path::new(&own.pathname)
+                } else {
+                    cgroup_path
+                };
+                mount.join_safely(rel).ok()
+            })
+            .collect()
     }
 
     /// polis patch: whether the calling process has exactly one thread (/proc/self/stat).
@@ -234,6 +273,17 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
+        for path in &self.extra {
+            fs::create_dir_all(path).wrap_create_dir(path)?;
+            // "0" (the caller) through `tasks` where there is one, as for the controllers
+            let tasks = path.join("tasks");
+            let file = if pid.as_raw() == 0 && tasks.exists() {
+                tasks
+            } else {
+                path.join(CGROUP_PROCS)
+            };
+            common::write_cgroup_file(&file, pid)?;
+        }
 
         Ok(())
     }
@@ -277,6 +327,12 @@ impl CgroupManager for Manager {
                 }
 
                 common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+            }
+        }
+        // the processes are gone with the controllers' cgroups above
+        for path in &self.extra {
+            if path.exists() {
+                common::delete_with_retry(path, 4, Duration::from_millis(100))?;
             }
         }
 

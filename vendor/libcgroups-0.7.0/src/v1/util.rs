@@ -27,6 +27,25 @@ pub enum V1MountPointError {
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
+    Ok(list_cgroup_mounts()?.v1)
+}
+
+/// polis patch: every cgroup mount, read from one pass over mountinfo.
+#[derive(Debug, Default, Clone)]
+pub struct CgroupMounts {
+    /// Mount points of the v1 hierarchies (as `list_subsystem_mount_points`).
+    pub v1: Vec<PathBuf>,
+    /// Named v1 hierarchies without controllers, as (`name=<name>`, mount point): systemd's
+    /// `name=systemd` on a legacy or hybrid host.
+    pub named: Vec<(String, PathBuf)>,
+    /// The cgroup2 mount beside v1 hierarchies (hybrid: `/sys/fs/cgroup/unified`).
+    pub unified: Option<PathBuf>,
+}
+
+/// polis patch: the cgroup mounts of mountinfo, with the named hierarchies and the hybrid
+/// cgroup2 mount that a container's processes must join as well (as runc does), though they
+/// have no controller to manage.
+pub fn list_cgroup_mounts() -> Result<CgroupMounts, V1MountPointError> {
     let reader = BufReader::new(ProcfsHandle::new()?.open(
         ProcfsBase::ProcSelf,
         "mountinfo",
@@ -39,12 +58,27 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
             lr.map_err(V1MountPointError::Io)
                 .and_then(|line| MountInfo::from_line(&line).map_err(V1MountPointError::MountInfo))
         })
-        .try_fold(Vec::new(), |mut mount_points, r| {
+        .try_fold(CgroupMounts::default(), |mut mounts, r| {
             r.map(|m| {
                 if m.fs_type == "cgroup" {
-                    mount_points.push(m.mount_point);
+                    if let Some(Some(name)) = m.super_options.get("name") {
+                        let has_controller = m
+                            .super_options
+                            .keys()
+                            .any(|k| CONTROLLERS.iter().any(|c| c.to_string() == *k));
+                        if !has_controller
+                            && !mounts.named.iter().any(|(n, _)| n == &format!("name={name}"))
+                        {
+                            mounts
+                                .named
+                                .push((format!("name={name}"), m.mount_point.clone()));
+                        }
+                    }
+                    mounts.v1.push(m.mount_point);
+                } else if m.fs_type == "cgroup2" && mounts.unified.is_none() {
+                    mounts.unified = Some(m.mount_point);
                 }
-                mount_points
+                mounts
             })
         })
 }

@@ -140,15 +140,20 @@ impl ContainerBuilderImpl {
         // fork(2) so this will always be propagated properly.
         if let Some(oom_score_adj) = process.oom_score_adj() {
             tracing::debug!("Set OOM score to {}", oom_score_adj);
-            let mut f = fs::File::create("/proc/self/oom_score_adj").map_err(|err| {
-                tracing::error!("failed to open /proc/self/oom_score_adj: {}", err);
-                LibcontainerError::OtherIO(err)
-            })?;
+            // polis patch: the error names the file, the value and the reason (a bare "io
+            // error" before); lowering the score needs CAP_SYS_RESOURCE.
+            let oom_error = |err: std::io::Error| {
+                tracing::debug!("failed to write {oom_score_adj} to /proc/self/oom_score_adj: {err}");
+                LibcontainerError::Other(format!(
+                    "failed to set process.oomScoreAdj {oom_score_adj} (/proc/self/oom_score_adj): {err}"
+                ))
+            };
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/self/oom_score_adj")
+                .map_err(oom_error)?;
             f.write_all(oom_score_adj.to_string().as_bytes())
-                .map_err(|err| {
-                    tracing::error!("failed to write to /proc/self/oom_score_adj: {}", err);
-                    LibcontainerError::OtherIO(err)
-                })?;
+                .map_err(oom_error)?;
         }
 
         // Make the process non-dumpable, to avoid various race conditions that
@@ -209,7 +214,11 @@ impl ContainerBuilderImpl {
             }
         }
 
-        if let Some(container) = &mut self.container {
+        // polis patch: a tenant (exec) carries its container's state too, which must not be
+        // rewritten with the exec's pid.
+        if let Some(container) = self.container.as_mut().filter(|_| {
+            matches!(self.container_type, ContainerType::InitContainer)
+        }) {
             // update status and pid of the container process
             container
                 .set_status(ContainerStatus::Created)

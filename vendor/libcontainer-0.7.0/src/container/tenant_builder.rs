@@ -276,7 +276,10 @@ impl TenantContainerBuilder {
             rootfs,
             user_ns_config,
             notify_path: notify_path.clone(),
-            container: None,
+            // polis patch: the container's state goes along (read only: the builder saves it
+            // for init containers alone), since the seccomp listener of an exec'd process
+            // sends it to the agent, as for the init.
+            container: Some(container),
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,
@@ -468,6 +471,12 @@ impl TenantContainerBuilder {
 
         if let Some(time_offsets) = spec_linux.time_offsets() {
             linux_builder = linux_builder.time_offsets(time_offsets.clone());
+        }
+
+        // polis patch: an exec'd process is confined by the container's seccomp profile, as
+        // runc does; without it `exec` ran unfiltered inside a filtered container.
+        if let Some(seccomp) = spec_linux.seccomp() {
+            linux_builder = linux_builder.seccomp(seccomp.clone());
         }
 
         let linux = linux_builder.build()?;

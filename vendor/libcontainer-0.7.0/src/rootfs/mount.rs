@@ -672,6 +672,8 @@ impl Mount {
                 )?;
             }
 
+            self.set_propagation(m, mount_fd)?;
+
             // move_mount
             self.syscall.move_mount(
                 mount_fd,
@@ -681,6 +683,11 @@ impl Mount {
                 linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
             )?;
         } else {
+            let copy_up = typ == Some("tmpfs")
+                && m
+                    .options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o == super::utils::TMPCOPYUP_FLAG));
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;
@@ -726,6 +733,11 @@ impl Mount {
                 let mount_fd_owned = self.syscall.fsmount(fsfd, 0, None)?;
                 let mount_fd = mount_fd_owned.as_fd();
 
+                // polis patch: tmpcopyup, before the new tmpfs may be made read-only
+                if copy_up {
+                    super::copyup::copy_up(dest_fd, mount_fd)?;
+                }
+
                 // mount_setattr
                 let attr_set_from_flags = self.mount_flag_to_attr(&mount_option_config.flags);
                 let mut mount_attr = linux::MountAttr {
@@ -761,6 +773,8 @@ impl Mount {
                     )?;
                 }
 
+                self.set_propagation(m, mount_fd)?;
+
                 // move_mount
                 self.syscall.move_mount(
                     mount_fd,
@@ -788,6 +802,37 @@ impl Mount {
         }
 
         Ok(())
+    }
+
+    /// polis patch: a mount's propagation option (`shared`, `rslave`, ...) is applied to the
+    /// new mount, as runc does; it was parsed into the flags and then dropped. The `r` forms
+    /// apply to every mount of the tree.
+    fn set_propagation(
+        &self,
+        m: &SpecMount,
+        mount_fd: std::os::fd::BorrowedFd,
+    ) -> std::result::Result<(), SyscallError> {
+        let Some((propagation, recursive)) = mount_propagation(m) else {
+            return Ok(());
+        };
+        let attr = linux::MountAttr {
+            attr_set: 0,
+            attr_clr: 0,
+            propagation,
+            userns_fd: 0,
+        };
+        let flags = if recursive {
+            linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+        } else {
+            linux::AT_EMPTY_PATH
+        };
+        self.syscall.mount_setattr(
+            mount_fd,
+            Path::new(""),
+            flags,
+            &attr,
+            mem::size_of::<linux::MountAttr>(),
+        )
     }
 
     // https://man7.org/linux/man-pages/man2/mount_setattr.2.html
@@ -984,6 +1029,25 @@ impl Mount {
 }
 
 /// Find parent mount of rootfs in given mount infos
+/// polis patch: the last propagation option of a mount (as the kernel would apply them in
+/// order), with whether it is recursive.
+fn mount_propagation(m: &SpecMount) -> Option<(u64, bool)> {
+    m.options().as_ref()?.iter().rev().find_map(|o| {
+        let (name, recursive) = match o.strip_prefix('r') {
+            Some(rest @ ("shared" | "slave" | "private" | "unbindable")) => (rest, true),
+            _ => (o.as_str(), false),
+        };
+        let flag = match name {
+            "shared" => MsFlags::MS_SHARED,
+            "slave" => MsFlags::MS_SLAVE,
+            "private" => MsFlags::MS_PRIVATE,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            _ => return None,
+        };
+        Some((flag.bits() as u64, recursive))
+    })
+}
+
 pub fn find_parent_mount(
     rootfs: &Path,
     mount_infos: Vec<MountInfo>,

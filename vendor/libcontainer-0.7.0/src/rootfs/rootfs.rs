@@ -38,11 +38,16 @@ impl RootFS {
         rootfs: &Path,
         cgroup_ns: bool,
     ) -> Result<()> {
+        // polis patch: the `r` forms (rshared, rslave, rprivate, runbindable) that CRI writes
+        // for Bidirectional and HostToContainer mounts are taken as runc takes them; they were
+        // refused as unknown.
         let mut flags = MsFlags::MS_REC;
         match linux.rootfs_propagation().as_deref() {
-            Some("shared") => flags |= MsFlags::MS_SHARED,
-            Some("private") => flags |= MsFlags::MS_PRIVATE,
-            Some("slave" | "unbindable") | None => flags |= MsFlags::MS_SLAVE,
+            Some("shared" | "rshared") => flags |= MsFlags::MS_SHARED,
+            Some("private" | "rprivate") => flags |= MsFlags::MS_PRIVATE,
+            Some("slave" | "rslave" | "unbindable" | "runbindable") | None => {
+                flags |= MsFlags::MS_SLAVE
+            }
             Some(unknown) => {
                 return Err(RootfsError::UnknownRootfsPropagation(unknown.to_string()));
             }
@@ -129,8 +134,8 @@ impl RootFS {
     pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
         let rootfs_propagation = linux.rootfs_propagation().as_deref();
         let flags = match rootfs_propagation {
-            Some("shared") => Some(MsFlags::MS_SHARED),
-            Some("unbindable") => Some(MsFlags::MS_UNBINDABLE),
+            Some("shared" | "rshared") => Some(MsFlags::MS_SHARED),
+            Some("unbindable" | "runbindable") => Some(MsFlags::MS_UNBINDABLE),
             _ => None,
         };
 

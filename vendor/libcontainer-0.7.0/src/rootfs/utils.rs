@@ -85,6 +85,9 @@ pub fn to_sflag(dev_type: LinuxDeviceType) -> SFlag {
     }
 }
 
+/// polis patch: runc's `tmpcopyup` mount option.
+pub const TMPCOPYUP_FLAG: &str = "tmpcopyup";
+
 pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountError> {
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
@@ -97,6 +100,11 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
                     continue;
                 }
                 RIDMAP_FLAG => {
+                    continue;
+                }
+                // polis patch: applied by the mount itself (rootfs/copyup.rs), not a file
+                // system option (the kernel refused it with EINVAL)
+                TMPCOPYUP_FLAG => {
                     continue;
                 }
                 _ => {}

@@ -351,9 +351,14 @@ pub fn container_init_process(
     // Without no new privileges, seccomp is a privileged operation. We have to
     // do this before dropping capabilities. Otherwise, we should do it later,
     // as close to exec as possible.
+    // polis patch: `"noNewPrivileges": false` is "without no new privileges" too (upstream
+    // tested `is_none()`, so an explicit false loaded the filter after the capabilities were
+    // dropped and the kernel refused it: EACCES; CRI writes false for every container that
+    // allows privilege escalation, Kubernetes' default).
+    let nnp = ctx.process.no_new_privileges() == Some(true);
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_none() {
+        if !nnp {
             let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
@@ -365,7 +370,7 @@ pub fn container_init_process(
         }
     }
     #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_none() {
+    if !nnp {
         tracing::warn!("seccomp not available, unable to enforce no_new_privileges!")
     }
 
@@ -400,7 +405,7 @@ pub fn container_init_process(
     // notify socket will still need network related syscalls.
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_some() {
+        if nnp {
             let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
@@ -412,7 +417,7 @@ pub fn container_init_process(
         }
     }
     #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_some() {
+    if nnp {
         tracing::warn!("seccomp not available, unable to set seccomp privileges!")
     }
 
