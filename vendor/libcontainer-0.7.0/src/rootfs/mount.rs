@@ -847,6 +847,11 @@ impl Mount {
             (MsFlags::MS_NODIRATIME, linux::MOUNT_ATTR_NODIRATIME),
             (MsFlags::MS_RELATIME, linux::MOUNT_ATTR_RELATIME),
             (MsFlags::MS_STRICTATIME, linux::MOUNT_ATTR_STRICTATIME),
+            // polis patch: `nosymfollow`
+            (
+                MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+                linux::MOUNT_ATTR_NOSYMFOLLOW,
+            ),
         ];
 
         let mut set = 0;

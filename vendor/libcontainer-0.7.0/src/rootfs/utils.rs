@@ -107,6 +107,22 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
                 TMPCOPYUP_FLAG => {
                     continue;
                 }
+                // polis patch: superblock flags that runc passes to mount(2) and file systems
+                // ignore or set themselves (i_version counting, quiet mount errors); fsconfig
+                // refused them as unknown parameters (EINVAL)
+                "iversion" | "noiversion" | "silent" | "loud" => {
+                    continue;
+                }
+                // polis patch: per-mount "no symlinks followed", as runc (MS_NOSYMFOLLOW);
+                // applied with mount_setattr like the other mount attributes
+                "nosymfollow" => {
+                    flags |= MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+                    continue;
+                }
+                "symfollow" => {
+                    flags &= !MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+                    continue;
+                }
                 _ => {}
             }
 

@@ -606,6 +606,20 @@ fn masked_paths(
                 })?;
         } else {
             // Destination is a file, bind mount /dev/null over the top of it.
+            // polis patch: through a symlink, what it points to is masked, as runc does
+            // (mount(2) follows the last component; the fd-based mount covered the link
+            // itself and left its target readable). This runs after pivot_root, so the link
+            // resolves inside the container's root.
+            let resolved;
+            let path = if path.is_symlink() {
+                resolved = std::fs::canonicalize(path).map_err(|err| {
+                    tracing::error!(?path, ?err, "failed to resolve masked path");
+                    InitProcessError::MountPathMasked(SyscallError::IO(err))
+                })?;
+                resolved.as_path()
+            } else {
+                path
+            };
             syscall.mount_from_fd(&dev_null_fd, path).map_err(|err| {
                 tracing::error!(
                     ?path,
