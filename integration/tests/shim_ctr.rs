@@ -264,3 +264,74 @@ fn polis_shim_kills_execs_of_an_init_sharing_a_pid_namespace() {
 fn go_shim_with_polis_runc_kills_execs_of_an_init_sharing_a_pid_namespace() {
     execs_die_with_an_init_in_a_shared_pid_namespace(Shim::GoRuncShim);
 }
+
+/// A container without stdio (every pod sandbox is one) gets /dev/null on fds 0-2, never a
+/// pipe of the shim's, and its run returns when it exits.
+fn null_io_container_exits_and_sees_dev_null(shim: Shim) {
+    let ctrd = Containerd::start("nullio");
+    let flags = shim.run_flags();
+    let id = ctrd.id("quiet");
+    let mut child = ctrd
+        .ctr_cmd(&run_args(
+            &flags,
+            &["--rm", "--null-io"],
+            &[IMAGE, &id, "sh", "-c", "sleep 1"],
+        ))
+        .spawn()
+        .expect("spawn ctr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{shim:?}: `ctr run --null-io` of a 1 s container still runs after 30 s\n{}",
+                polis_integration::containerd::tail(&ctrd.log(), 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{shim:?}: {status}");
+
+    let id = ctrd.id("quiet-d");
+    ctrd.ctr_ok(&run_args(
+        &flags,
+        &["-d", "--null-io"],
+        &[IMAGE, &id, "sleep", "300"],
+    ));
+    let fds = ctrd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "fds",
+        &id,
+        "sh",
+        "-c",
+        "for f in 0 1 2; do readlink /proc/1/fd/$f; done",
+    ]);
+    assert_eq!(
+        fds.lines().collect::<Vec<_>>(),
+        ["/dev/null"; 3],
+        "{shim:?}: the init's stdio"
+    );
+    ctrd.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
+    wait_until("the task to stop", Duration::from_secs(20), || {
+        task_status(&ctrd, &id) == "STOPPED"
+    });
+    ctrd.ctr_ok(&["task", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "rm", &id]);
+    ctrd.clean_and_check();
+}
+
+#[test]
+fn polis_shim_runs_a_container_without_stdio() {
+    null_io_container_exits_and_sees_dev_null(Shim::Polis);
+}
+
+#[test]
+fn go_shim_with_polis_runc_runs_a_container_without_stdio() {
+    null_io_container_exits_and_sees_dev_null(Shim::GoRuncShim);
+}

@@ -249,3 +249,23 @@ fn info_describes_the_runtime_with_its_features() {
         "{info:?}"
     );
 }
+
+/// `--help` prints the usage on stdout and exits 0; an unknown flag is named, with the usage,
+/// on stderr and exit status 2 (Go's flag package, which containerd's shims use).
+#[test]
+fn shim_help_and_unknown_flags() {
+    let shim = polis_integration::polis_bin("containerd-shim-polis-v2");
+    let o = std::process::Command::new(&shim)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: containerd-shim-polis-v2"));
+    let o = std::process::Command::new(&shim)
+        .arg("-bogus")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("-bogus") && err.contains("Usage:"), "{err}");
+}

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 pub struct Flags {
     pub debug: bool,
     pub version: bool,
+    /// `-h`/`-help`: print the usage and exit.
+    pub help: bool,
     /// containerd 2.x's `-info`: describe the runtime and exit.
     pub info: bool,
     pub namespace: String,
@@ -57,11 +59,39 @@ impl Flags {
         Some(match name {
             "debug" => &mut self.debug,
             "v" | "version" => &mut self.version,
+            "h" | "help" => &mut self.help,
             "info" => &mut self.info,
             _ => return None,
         })
     }
 }
+
+/// What `-help` prints, and what follows an unknown flag.
+pub const USAGE: &str = "\
+Usage: containerd-shim-polis-v2 [flags] [start|delete]
+
+containerd starts this shim for runtime type io.containerd.polis.v2; it is not run by hand.
+Put it on containerd's PATH (or name it by absolute path as the runtime), then e.g.
+  ctr run --runtime io.containerd.polis.v2 IMAGE ID CMD
+or a CRI runtime handler with runtime_type = \"io.containerd.polis.v2\".
+
+Actions:
+  start     spawn (or reuse) the shim server for -id and print its address
+  delete    clean up the container -id after its shim has gone
+  (none)    serve the Task API on the socket containerd passes
+
+Flags (Go flag syntax: -name value, -name=value, --name):
+  -namespace string       containerd namespace
+  -id string              container id
+  -address string         containerd's grpc address
+  -publish-binary string  binary that publishes events to containerd
+  -bundle string          bundle directory (default: the working directory)
+  -socket string          socket to serve on (containerd 2.x)
+  -debug                  debug logging
+  -info                   print the runtime's info (containerd 2.x) and exit
+  -v, -version            print the version and exit
+  -h, -help               print this help and exit
+";
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Flags, FlagError> {
@@ -116,6 +146,14 @@ mod tests {
 
     fn p(args: &[&str]) -> Result<Flags, FlagError> {
         parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn help_in_every_spelling() {
+        for a in ["-h", "--h", "-help", "--help"] {
+            assert!(p(&[a]).unwrap().help, "{a}");
+        }
+        assert!(USAGE.contains("-namespace") && USAGE.contains("start"));
     }
 
     #[test]

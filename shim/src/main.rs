@@ -25,8 +25,16 @@ const RUNTIME_ID: &str = "io.containerd.polis.v2";
 fn main() {
     let flags = match flags::parse(std::env::args_os().skip(1)) {
         Ok(f) => f,
-        Err(e) => fail(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            // as Go's flag package: the error and the usage on stderr, exit status 2
+            eprintln!("{RUNTIME_ID}: {e}\n\n{}", flags::USAGE);
+            std::process::exit(2);
+        }
     };
+    if flags.help {
+        print!("{}", flags::USAGE);
+        return;
+    }
     if flags.version {
         println!("{RUNTIME_ID} {}", env!("CARGO_PKG_VERSION"));
         return;

@@ -191,13 +191,14 @@ impl Runtime {
         _: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
         let err = |e| self.spawn_error(args, id, e);
+        // What the runtime is given here the container inherits: a container without stdio
+        // (every pod sandbox) gets /dev/null, never a pipe of ours. A pipe would reach its
+        // init, which holds it open until it exits, and reading it to EOF would hang the
+        // create. The runtime's own errors come through its JSON log.
         let stdin = stdio.stdin.map_or_else(devnull, Ok).map_err(err)?;
         let stdout = stdio.stdout.map_or_else(devnull, Ok).map_err(err)?;
-        let (stderr, err_r) = match stdio.stderr {
-            Some(fd) => (fd, None),
-            None => pipe().map(|(r, w)| (w, Some(r))).map_err(err)?,
-        };
-        self.execute(id, args, [stdin, stdout, stderr], None, None, err_r)
+        let stderr = stdio.stderr.map_or_else(devnull, Ok).map_err(err)?;
+        self.execute(id, args, [stdin, stdout, stderr], None, None, None)
     }
 
     /// Runs one command with its stdout captured and `input` on its stdin.
