@@ -218,25 +218,7 @@ impl Containerd {
 
     /// PIDs of the shim processes of this containerd (their `-address` is our socket).
     pub fn shim_pids(&self) -> Vec<i32> {
-        let sock = self.sock().to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
-            if is_shim && args.iter().any(|a| a == &sock) {
-                pids.push(pid);
-            }
-        }
-        pids
+        shim_pids_of(&self.sock())
     }
 
     /// Everything this instance may leave: shim processes, container cgroups of its
@@ -331,4 +313,27 @@ impl Drop for Containerd {
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// PIDs of the shim processes whose `-address` is the containerd socket `sock`.
+pub fn shim_pids_of(sock: &Path) -> Vec<i32> {
+    let sock = sock.to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
+        if is_shim && args.iter().any(|a| a == &sock) {
+            pids.push(pid);
+        }
+    }
+    pids
 }

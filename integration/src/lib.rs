@@ -2,6 +2,7 @@
 //! offline from busybox-static, a runtime driver with leak checks, and small process helpers.
 
 pub mod containerd;
+pub mod cri;
 pub mod fixtures;
 pub mod leaks;
 pub mod runtime;

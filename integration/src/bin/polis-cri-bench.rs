@@ -1,0 +1,130 @@
+//! bench/cri.sh's driver: pod start and teardown through containerd's CRI (the calls kubelet
+//! makes), handler `polis` against containerd's Go runc shim + runc (`runc`) and the Go shim
+//! driving polis-runc (`polis-go`), interleaved in one run, in a private containerd and node
+//! network namespace (see polis_integration::cri). Then the memory of the pods' shims.
+//!
+//! Usage: polis-cri-bench [ROUNDS] [PODS]   (defaults 20 and 10)
+
+use std::time::Instant;
+
+use k8s_cri::v1::ContainerState;
+use polis_integration::cri::Cri;
+
+const HANDLERS: [&str; 3] = ["polis", "runc", "polis-go"];
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// RunPodSandbox + CreateContainer + StartContainer; returns the pod id.
+fn start_pod(cri: &mut Cri, name: &str, handler: &str, containers: usize) -> String {
+    let cfg = cri.pod_config(name, &[]);
+    let pod = cri.run_pod(&cfg, handler);
+    for i in 0..containers {
+        let c = cri.container_config(&format!("c{i}"), "exec sleep 3600");
+        let id = cri.create_container(&pod, &cfg, c);
+        cri.start_container(&id);
+    }
+    pod
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("usage: polis-cri-bench [ROUNDS] [PODS]"))
+        .collect();
+    let rounds = args.first().copied().unwrap_or(20);
+    let pods = args.get(1).copied().unwrap_or(10);
+    let mut cri = Cri::start("bench");
+
+    // one warm-up pod per handler: first-use costs (image unpack, CNI conf load) are not timed
+    for h in HANDLERS {
+        let p = start_pod(&mut cri, &format!("warm-{h}"), h, 1);
+        cri.stop_pod(&p);
+        cri.remove_pod(&p);
+    }
+
+    let mut start: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
+    let mut teardown: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
+    for round in 0..rounds {
+        // the order rotates, so load from elsewhere does not land on one handler
+        for k in 0..HANDLERS.len() {
+            let i = (round + k) % HANDLERS.len();
+            let h = HANDLERS[i];
+            let name = format!("b{round}-{h}");
+            let t = Instant::now();
+            let pod = start_pod(&mut cri, &name, h, 1);
+            start[i].push(ms(t));
+            let t = Instant::now();
+            cri.stop_pod(&pod);
+            cri.remove_pod(&pod);
+            teardown[i].push(ms(t));
+        }
+    }
+    println!("pod start = RunPodSandbox + CreateContainer + StartContainer (busybox); teardown = StopPodSandbox + RemovePodSandbox");
+    println!("median of {rounds} interleaved rounds, ms:");
+    let med = |v: &mut Vec<f64>| median(v);
+    let s: Vec<f64> = start.iter_mut().map(med).collect();
+    let d: Vec<f64> = teardown.iter_mut().map(med).collect();
+    for (i, h) in HANDLERS.iter().enumerate() {
+        println!("  {h:9} start {:7.1}   teardown {:7.1}", s[i], d[i]);
+    }
+    println!(
+        "ratio polis/runc: start {:.2}x, teardown {:.2}x   (polis-go/runc: start {:.2}x, teardown {:.2}x)",
+        s[0] / s[1],
+        d[0] / d[1],
+        s[2] / s[1],
+        d[2] / d[1]
+    );
+
+    // memory: PODS pods of 2 containers per handler, every shim's RSS
+    println!("shim memory with {pods} pods of 2 containers each:");
+    for h in ["polis", "runc"] {
+        let before = cri.shim_pids();
+        let ids: Vec<String> = (0..pods)
+            .map(|n| start_pod(&mut cri, &format!("m{n}-{h}"), h, 2))
+            .collect();
+        for c in cri.list_containers() {
+            if c.state != ContainerState::ContainerRunning as i32 {
+                panic!("container not running: {c:?}");
+            }
+        }
+        let shims: Vec<i32> = cri
+            .shim_pids()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        let rss: Vec<u64> = shims.iter().map(|&p| rss_kib(p)).collect();
+        let total: u64 = rss.iter().sum();
+        println!(
+            "  {h:9} {} shims, RSS per shim {} KiB (total {} KiB)",
+            shims.len(),
+            total / shims.len().max(1) as u64,
+            total
+        );
+        for p in ids {
+            cri.stop_pod(&p);
+            cri.remove_pod(&p);
+        }
+    }
+    cri.assert_nothing_left();
+}

@@ -1,0 +1,639 @@
+//! A private containerd 1.6 with its CRI plugin, driven the way kubelet drives it: a Kubernetes
+//! CRI v1 client (gRPC over containerd's socket) and no mock anywhere.
+//!
+//! Everything it makes is its own: a network namespace that plays the node (containerd, the
+//! shims, the bridge, pod veths and port mappings live there, never in the machine's own), a
+//! pinned mount namespace with a private /run and /var/lib (CRI and libcni hard-code paths
+//! there), containerd's root, state and sockets, CNI conf and bin dirs, a cgroup parent for
+//! the pods, and the busybox and pause images built offline. Three runtime handlers:
+//! `polis` (our shim), `polis-go` (containerd's Go runc shim with `BinaryName` = polis-runc)
+//! and `runc` (the reference). Dropping it removes every pod, stops what it started by PID and
+//! removes the namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::*;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::containerd::tail;
+
+pub const BUSYBOX: &str = "docker.io/library/busybox:latest";
+pub const PAUSE: &str = "polis.test/pause:latest";
+/// The pods' IPv4 and IPv6 subnets (inside the test's own node namespace).
+pub const SUBNET4: &str = "10.89.0.0/24";
+pub const SUBNET6: &str = "fd89::/64";
+pub const GATEWAY4: &str = "10.89.0.1";
+
+pub struct Cri {
+    dir: tempfile::TempDir,
+    /// Unique prefix of what this instance makes (netns, cgroup parent, pod names).
+    pub name: String,
+    /// The network namespace playing the node, under /run/netns.
+    pub node_netns: String,
+    ns_file: PathBuf,
+    child: Option<Child>,
+    pub rt: tokio::runtime::Runtime,
+    pub runtime: RuntimeServiceClient<Channel>,
+    pub images: ImageServiceClient<Channel>,
+    /// The pods' cgroup parent (kubelet always gives one).
+    pub cgroup_parent: String,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+impl Cri {
+    pub fn start(tag: &str) -> Self {
+        for tool in [
+            "containerd",
+            "ctr",
+            "unshare",
+            "nsenter",
+            "umoci",
+            "ip",
+            "cc",
+            "nft",
+        ] {
+            crate::require_tool(tool);
+        }
+        let name = crate::unique_name(&format!("cri-{tag}"));
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir()
+            .expect("CRI test dir");
+        let d = dir.path().to_path_buf();
+        let node_netns = name.clone();
+        run_ok(Command::new("ip").args(["netns", "add", &node_netns]));
+        run_ok(Command::new("ip").args(["-n", &node_netns, "link", "set", "lo", "up"]));
+
+        // binaries: the shim and polis-runc on containerd's PATH, the CNI plugins in bin_dir
+        let bin = d.join("bin");
+        let cni_bin = d.join("cni-bin");
+        let cni_conf = d.join("cni-conf");
+        for p in [&bin, &cni_bin, &cni_conf] {
+            std::fs::create_dir_all(p).unwrap();
+        }
+        for (dir, name) in [
+            (&bin, "containerd-shim-polis-v2"),
+            (&bin, "polis-runc"),
+            (&cni_bin, "polis-bridge"),
+            (&cni_bin, "polis-ipam"),
+        ] {
+            std::os::unix::fs::symlink(crate::polis_bin(name), dir.join(name)).unwrap();
+        }
+        // CRI sets up each pod's loopback with the reference plugin
+        std::os::unix::fs::symlink("/usr/lib/cni/loopback", cni_bin.join("loopback")).unwrap();
+        let conflist = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "polis-cri",
+            "plugins": [{
+                "type": "polis-bridge", "bridge": "cni0", "isGateway": true,
+                "isDefaultGateway": true, "ipMasq": true, "hairpinMode": true,
+                "capabilities": {"portMappings": true},
+                "ipam": {"type": "polis-ipam", "dataDir": d.join("ipam"),
+                         "ranges": [[{"subnet": SUBNET4}], [{"subnet": SUBNET6}]]}
+            }]
+        });
+        std::fs::write(
+            cni_conf.join("10-polis.conflist"),
+            serde_json::to_vec_pretty(&conflist).unwrap(),
+        )
+        .unwrap();
+
+        let ns_dir = d.join("ns");
+        std::fs::create_dir_all(&ns_dir).unwrap();
+        let ns_file = ns_dir.join("mnt");
+        run_ok(
+            Command::new("mount")
+                .arg("--bind")
+                .arg(&ns_dir)
+                .arg(&ns_dir),
+        );
+        run_ok(Command::new("mount").arg("--make-private").arg(&ns_dir));
+        std::fs::write(&ns_file, "").unwrap();
+        // containerd hard-codes /run/containerd (shim sockets, fifos), CRI /var/run/netns and
+        // libcni /var/lib/cni: private copies of both trees in the pinned mount namespace.
+        run_ok(
+            Command::new("unshare")
+                .arg(format!("--mount={}", ns_file.display()))
+                .args(["--propagation", "private", "sh", "-c"])
+                .arg(
+                    "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd \
+                     && mount -t tmpfs -o mode=755 polis-varlib /var/lib && mkdir -p /var/lib/cni",
+                ),
+        );
+
+        let cgroup_parent = format!("/{name}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = d.join("containerd.sock");
+        let cfg = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis]
+      runtime_type = "io.containerd.polis.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis-go]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis-go.options]
+        BinaryName = "{runc}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{cni_conf}"
+"#,
+            d = d.display(),
+            sock = sock.display(),
+            runc = crate::polis_bin("polis-runc").display(),
+            cni_bin = cni_bin.display(),
+            cni_conf = cni_conf.display(),
+        );
+        std::fs::write(d.join("config.toml"), cfg).unwrap();
+
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        let path = format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            bin.display()
+        );
+        let child = Command::new("nsenter")
+            .arg(format!("--mount={}", ns_file.display()))
+            .arg(format!("--net=/run/netns/{node_netns}"))
+            .arg("--")
+            .arg("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let (runtime, images) = {
+            let sock = sock.clone();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !sock.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "containerd's socket never appeared"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let channel = rt.block_on(async move {
+                Endpoint::try_from("http://[::]:0")
+                    .unwrap()
+                    .connect_with_connector(tower::service_fn(move |_| {
+                        tokio::net::UnixStream::connect(sock.clone())
+                    }))
+                    .await
+                    .expect("connect to containerd")
+            });
+            (
+                RuntimeServiceClient::new(channel.clone()),
+                ImageServiceClient::new(channel),
+            )
+        };
+        let mut cri = Self {
+            dir,
+            name,
+            node_netns,
+            ns_file,
+            child: Some(child),
+            rt,
+            runtime,
+            images,
+            cgroup_parent,
+        };
+        cri.wait_ready();
+        cri.import(
+            &|p| crate::fixtures::busybox_image_archive(p),
+            "docker.io/library/busybox",
+        );
+        cri.import(
+            &|p| crate::fixtures::pause_image_archive(p),
+            "polis.test/pause",
+        );
+        cri
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The tail of containerd's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log(), 40)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("containerd exited: {st}\n{}", self.log_tail());
+            }
+            let status = self
+                .rt
+                .block_on(self.runtime.status(StatusRequest { verbose: false }));
+            if let Ok(s) = status {
+                let conds = s
+                    .into_inner()
+                    .status
+                    .map(|s| s.conditions)
+                    .unwrap_or_default();
+                if conds.len() >= 2 && conds.iter().all(|c| c.status) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CRI never became ready\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ctr` in containerd's mount namespace and CRI's `k8s.io` namespace.
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        run(Command::new("nsenter")
+            .arg(format!("--mount={}", self.ns_file.display()))
+            .arg("--")
+            .arg("ctr")
+            .arg("-a")
+            .arg(self.sock())
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .stdin(Stdio::null()))
+    }
+
+    fn import(&self, build: &dyn Fn(&Path) -> anyhow::Result<()>, base: &str) {
+        let tar = self.dir().join(format!("{}.tar", base.replace('/', "_")));
+        build(&tar).expect("image archive");
+        let o = self.ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            base,
+            tar.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "import {base}: {o:?}");
+    }
+
+    /// A command inside the node's network namespace.
+    pub fn on_node(&self, script: &str) -> Output {
+        run(Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.node_netns))
+            .args(["--", "sh", "-c", script]))
+    }
+
+    /// A pod config as kubelet writes one, with this instance's cgroup parent and log dir.
+    pub fn pod_config(&self, name: &str, ports: &[(i32, i32)]) -> PodSandboxConfig {
+        let log_dir = self.dir().join("pods").join(name);
+        std::fs::create_dir_all(&log_dir).unwrap();
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("{}-{name}", self.name),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            log_directory: log_dir.display().to_string(),
+            port_mappings: ports
+                .iter()
+                .map(|&(host, container)| PortMapping {
+                    protocol: Protocol::Tcp as i32,
+                    container_port: container,
+                    host_port: host,
+                    host_ip: String::new(),
+                })
+                .collect(),
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: self.cgroup_parent.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn run_pod(&mut self, config: &PodSandboxConfig, handler: &str) -> String {
+        let r = self
+            .rt
+            .block_on(self.runtime.run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: handler.into(),
+            }));
+        match r {
+            Ok(r) => r.into_inner().pod_sandbox_id,
+            Err(e) => panic!("RunPodSandbox ({handler}): {e}\n{}", self.log_tail()),
+        }
+    }
+
+    /// A busybox container config running `sh -c script`, logging to `<name>.log`.
+    pub fn container_config(&self, name: &str, script: &str) -> ContainerConfig {
+        ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: BUSYBOX.into(),
+                ..Default::default()
+            }),
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            log_path: format!("{name}.log"),
+            linux: Some(LinuxContainerConfig::default()),
+            ..Default::default()
+        }
+    }
+
+    pub fn create_container(
+        &mut self,
+        pod: &str,
+        pod_config: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> String {
+        let r = self
+            .rt
+            .block_on(self.runtime.create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.into(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            }));
+        match r {
+            Ok(r) => r.into_inner().container_id,
+            Err(e) => panic!("CreateContainer: {e}\n{}", self.log_tail()),
+        }
+    }
+
+    pub fn start_container(&mut self, id: &str) {
+        let r = self
+            .rt
+            .block_on(self.runtime.start_container(StartContainerRequest {
+                container_id: id.into(),
+            }));
+        if let Err(e) = r {
+            panic!("StartContainer: {e}\n{}", self.log_tail());
+        }
+    }
+
+    pub fn container_status(&mut self, id: &str) -> ContainerStatus {
+        self.rt
+            .block_on(self.runtime.container_status(ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            }))
+            .expect("ContainerStatus")
+            .into_inner()
+            .status
+            .expect("a status")
+    }
+
+    pub fn pod_status(&mut self, id: &str) -> PodSandboxStatus {
+        self.rt
+            .block_on(self.runtime.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: id.into(),
+                verbose: false,
+            }))
+            .expect("PodSandboxStatus")
+            .into_inner()
+            .status
+            .expect("a status")
+    }
+
+    pub fn exec_sync(&mut self, id: &str, cmd: &[&str], timeout: i64) -> ExecSyncResponse {
+        let r = self.rt.block_on(self.runtime.exec_sync(ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout,
+        }));
+        match r {
+            Ok(r) => r.into_inner(),
+            Err(e) => panic!("ExecSync {cmd:?}: {e}\n{}", self.log_tail()),
+        }
+    }
+
+    pub fn stop_pod(&mut self, id: &str) {
+        let r = self
+            .rt
+            .block_on(self.runtime.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            }));
+        if let Err(e) = r {
+            panic!("StopPodSandbox: {e}\n{}", self.log_tail());
+        }
+    }
+
+    pub fn remove_pod(&mut self, id: &str) {
+        let r = self
+            .rt
+            .block_on(self.runtime.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            }));
+        if let Err(e) = r {
+            panic!("RemovePodSandbox: {e}\n{}", self.log_tail());
+        }
+    }
+
+    pub fn list_pods(&mut self) -> Vec<PodSandbox> {
+        self.rt
+            .block_on(
+                self.runtime
+                    .list_pod_sandbox(ListPodSandboxRequest { filter: None }),
+            )
+            .expect("ListPodSandbox")
+            .into_inner()
+            .items
+    }
+
+    pub fn list_containers(&mut self) -> Vec<Container> {
+        self.rt
+            .block_on(
+                self.runtime
+                    .list_containers(ListContainersRequest { filter: None }),
+            )
+            .expect("ListContainers")
+            .into_inner()
+            .containers
+    }
+
+    /// PIDs of the shims this containerd started (their `-address` is our socket).
+    pub fn shim_pids(&self) -> Vec<i32> {
+        crate::containerd::shim_pids_of(&self.sock())
+    }
+
+    /// Everything the pods may leave: shims, the pods' cgroups, mounts, veths, IP
+    /// reservations and port-mapping rules in the node namespace.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .shim_pids()
+            .into_iter()
+            .map(|p| format!("shim process {p}"))
+            .collect();
+        for dir in crate::leaks::cgroup_dirs(&self.cgroup_parent) {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    found.push(format!("cgroup dir {}", e.path().display()));
+                }
+            }
+        }
+        let d = self.dir().to_string_lossy().into_owned();
+        let pin = self
+            .ns_file
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for line in mi.lines().filter(|l| l.contains(&d) && !l.contains(&pin)) {
+                found.push(format!("mount {line}"));
+            }
+        }
+        let veths = self.on_node("ip -o link show type veth");
+        for l in String::from_utf8_lossy(&veths.stdout).lines() {
+            found.push(format!("veth {l}"));
+        }
+        let net = self.dir().join("ipam/polis-cri");
+        for e in std::fs::read_dir(&net).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.parse::<std::net::IpAddr>().is_ok() {
+                found.push(format!("IP reservation {n}"));
+            }
+        }
+        let rules = self.on_node("nft -a list ruleset");
+        for l in String::from_utf8_lossy(&rules.stdout).lines() {
+            if l.contains("polis/") {
+                found.push(format!("nft rule {}", l.trim()));
+            }
+        }
+        found
+    }
+
+    /// Waits until nothing of the pods is left, or panics listing what is.
+    pub fn assert_nothing_left(&self) {
+        let mut left = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("left behind: {left:#?}\n{}", self.log_tail());
+    }
+
+    /// Polls a container until CRI reports `state`.
+    pub fn wait_container(&mut self, id: &str, state: ContainerState) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.container_status(id);
+            if s.state == state as i32 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {id} never reached {state:?}: {s:?}\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Best effort: stops and removes every pod (and so every container).
+    fn clean(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let pods = self
+            .rt
+            .block_on(
+                self.runtime
+                    .list_pod_sandbox(ListPodSandboxRequest { filter: None }),
+            )
+            .map(|r| r.into_inner().items)
+            .unwrap_or_default();
+        for p in pods {
+            let _ = self
+                .rt
+                .block_on(self.runtime.stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: p.id.clone(),
+                }));
+            let _ = self
+                .rt
+                .block_on(self.runtime.remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: p.id,
+                }));
+        }
+    }
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        self.clean();
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) of our own child's PID.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        for pid in self.shim_pids() {
+            // SAFETY: plain kill(2) of a shim this test's containerd started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let ns_dir = self.ns_file.parent().unwrap().to_path_buf();
+        let _ = Command::new("umount").arg(&self.ns_file).status();
+        let _ = Command::new("umount").arg(&ns_dir).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.node_netns])
+            .status();
+        // the parent goes once the last pod cgroup has (a moment after its processes)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && !crate::leaks::cgroup_dirs(&self.cgroup_parent)
+                .iter()
+                .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

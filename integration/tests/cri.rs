@@ -1,0 +1,199 @@
+//! Kubernetes through containerd's CRI plugin, as kubelet drives it (CRI v1 gRPC), with the
+//! runtime handler `polis` (our shim + polis-runc), `polis-go` (containerd's Go runc shim with
+//! polis-runc as its BinaryName) and `runc` (the reference, to show the harness itself is
+//! right). Each test has its own containerd, node network namespace and cgroup parent.
+
+use k8s_cri::v1::*;
+use polis_integration::cri::{Cri, GATEWAY4};
+
+fn out(r: &ExecSyncResponse) -> String {
+    String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+/// GETs `/` from `addr:port` inside the node namespace; the body's last line.
+fn http_get(cri: &Cri, addr: &str, port: u16) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let o = cri.on_node(&format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {addr} {port}"
+        ));
+        last = String::from_utf8_lossy(&o.stdout).into_owned();
+        if last.contains("hello-cri") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last.lines().last().unwrap_or_default().to_string()
+}
+
+fn pod_lifecycle(handler: &str) {
+    let mut cri = Cri::start(handler);
+    let pod_cfg = cri.pod_config("web", &[(8080, 80)]);
+    let pod = cri.run_pod(&pod_cfg, handler);
+
+    let status = cri.pod_status(&pod);
+    assert_eq!(
+        status.state,
+        PodSandboxState::SandboxReady as i32,
+        "{status:?}"
+    );
+    let net = status.network.clone().expect("pod network status");
+    assert!(net.ip.starts_with("10.89.0."), "pod IPv4 {net:?}");
+    assert!(
+        net.additional_ips
+            .iter()
+            .any(|ip| ip.ip.starts_with("fd89::")),
+        "pod IPv6 {net:?}"
+    );
+    assert!(cri.list_pods().iter().any(|p| p.id == pod));
+
+    // a web server, and a second container in the same pod whose output goes to CRI's log
+    let web = cri.container_config(
+        "web",
+        "mkdir -p /www && echo hello-cri > /www/index.html && exec httpd -f -p 80 -h /www",
+    );
+    let web = cri.create_container(&pod, &pod_cfg, web);
+    cri.start_container(&web);
+    let side = cri.container_config(
+        "side",
+        "echo side-started; echo side-err >&2; exec sleep 300",
+    );
+    let side = cri.create_container(&pod, &pod_cfg, side);
+    cri.start_container(&side);
+    cri.wait_container(&web, ContainerState::ContainerRunning);
+    cri.wait_container(&side, ContainerState::ContainerRunning);
+    assert_eq!(cri.list_containers().len(), 2);
+    assert_eq!(
+        cri.shim_pids().len(),
+        1,
+        "{handler}: the pod's containers share one shim"
+    );
+
+    // ExecSync: exit code, stdout and stderr apart
+    let r = cri.exec_sync(&web, &["sh", "-c", "echo out; echo err >&2; exit 3"], 10);
+    assert_eq!((r.exit_code, out(&r)), (3, "out\n".to_string()), "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
+
+    // CRI's log format: "<RFC 3339 time> <stream> <F|P> <line>"
+    let log = std::path::Path::new(&pod_cfg.log_directory).join("side.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let tagged = |stream: &str, line: &str| {
+        text.lines().any(|l| {
+            let f: Vec<&str> = l.splitn(4, ' ').collect();
+            f.len() == 4 && f[1] == stream && f[2] == "F" && f[3] == line && f[0].contains('T')
+        })
+    };
+    assert!(
+        tagged("stdout", "side-started") && tagged("stderr", "side-err"),
+        "{handler}: log {}: {text:?}",
+        log.display()
+    );
+
+    // traffic: node to pod, node's host port to pod, pod to its gateway
+    assert_eq!(
+        http_get(&cri, &net.ip, 80),
+        "hello-cri",
+        "{handler}: pod IP"
+    );
+    assert_eq!(
+        http_get(&cri, "127.0.0.1", 8080),
+        "hello-cri",
+        "{handler}: host port"
+    );
+    let r = cri.exec_sync(&side, &["ping", "-c", "1", "-W", "3", GATEWAY4], 10);
+    assert_eq!(r.exit_code, 0, "{handler}: pod to gateway: {r:?}");
+
+    cri.stop_pod(&pod);
+    for c in cri.list_containers() {
+        assert_eq!(c.state, ContainerState::ContainerExited as i32, "{c:?}");
+    }
+    cri.remove_pod(&pod);
+    assert!(cri.list_pods().is_empty());
+    assert!(cri.list_containers().is_empty());
+    // removing again is not an error (kubelet retries)
+    cri.remove_pod(&pod);
+    cri.assert_nothing_left();
+}
+
+#[test]
+fn cri_pod_lifecycle_with_the_polis_handler() {
+    pod_lifecycle("polis");
+}
+
+#[test]
+fn cri_pod_lifecycle_with_the_go_shim_driving_polis_runc() {
+    pod_lifecycle("polis-go");
+}
+
+#[test]
+fn cri_pod_lifecycle_with_runc_for_reference() {
+    pod_lifecycle("runc");
+}
+
+/// seccomp RuntimeDefault on a container: its init and everything exec'd into it are
+/// filtered (an exec that escaped the filter was a confinement hole).
+fn runtime_default_seccomp(handler: &str) {
+    let mut cri = Cri::start(handler);
+    let pod_cfg = cri.pod_config("sec", &[]);
+    let pod = cri.run_pod(&pod_cfg, handler);
+    let mut cfg = cri.container_config("confined", "exec sleep 300");
+    cfg.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            seccomp: Some(SecurityProfile {
+                profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                localhost_ref: String::new(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let c = cri.create_container(&pod, &pod_cfg, cfg);
+    cri.start_container(&c);
+    cri.wait_container(&c, ContainerState::ContainerRunning);
+    let r = cri.exec_sync(
+        &c,
+        // CRI's default pid namespace is the pod's: pid 1 is the sandbox, so find our init
+        &[
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/$(pidof sleep)/status /proc/self/status",
+        ],
+        10,
+    );
+    let lines: Vec<String> = out(&r)
+        .lines()
+        .map(|l| l.split(':').skip(1).collect::<Vec<_>>().join(":"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        ["Seccomp: 2", "Seccomp: 2"],
+        "{handler}: {}",
+        out(&r)
+    );
+    // the default profile refuses what it should, in the exec too (unshare is not allowed
+    // without CAP_SYS_ADMIN)
+    let r = cri.exec_sync(&c, &["unshare", "-m", "true"], 10);
+    assert_ne!(
+        r.exit_code, 0,
+        "{handler}: unshare worked under RuntimeDefault"
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    cri.assert_nothing_left();
+}
+
+#[test]
+fn cri_runtime_default_seccomp_confines_execs_with_polis() {
+    runtime_default_seccomp("polis");
+}
+
+#[test]
+fn cri_runtime_default_seccomp_confines_execs_with_the_go_shim_and_polis_runc() {
+    runtime_default_seccomp("polis-go");
+}
+
+#[test]
+fn cri_runtime_default_seccomp_confines_execs_with_runc_for_reference() {
+    runtime_default_seccomp("runc");
+}
