@@ -21,12 +21,17 @@ fn podman_run(extra: &[&str], script: &str) -> std::process::Output {
     let d = dir.path().display();
     let default_root = std::path::Path::new(polis_runc_default_root());
     let had_default_root = default_root.exists();
+    let libpod = std::path::Path::new("/run/libpod");
+    let had_libpod = libpod.exists();
     let runtime_root = format!("root={d}/runtime");
     let mut args = vec![
         "--root".to_string(),
         format!("{d}/storage"),
         "--runroot".into(),
         format!("{d}/run"),
+        // podman's own scratch state (alive lock, exits, events) defaults to /run/libpod
+        "--tmpdir".into(),
+        format!("{d}/tmp"),
         "--cgroup-manager".into(),
         "cgroupfs".into(),
         "--events-backend".into(),
@@ -60,6 +65,11 @@ fn podman_run(extra: &[&str], script: &str) -> std::process::Output {
         .filter(|l| l.contains(d.to_string().as_str()))
         .collect();
     assert!(ours.is_empty(), "podman left mounts: {ours:#?}");
+    assert!(
+        had_libpod || !libpod.exists(),
+        "podman left {}",
+        libpod.display()
+    );
     assert!(
         had_default_root || !default_root.exists(),
         "{} was left behind",

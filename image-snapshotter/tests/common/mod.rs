@@ -460,6 +460,9 @@ pub struct Containerd {
     pub child: Child,
     pub sock: PathBuf,
     pub dir: PathBuf,
+    /// The containerd namespace of this instance, unique to the test: containers run with
+    /// `ctr run` get the cgroup `/<namespace>/<id>`, and the parent goes on drop.
+    pub namespace: String,
 }
 
 impl Containerd {
@@ -503,6 +506,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             child,
             sock: sock.clone(),
             dir: dir.to_path_buf(),
+            namespace: polis_integration::unique_name("snaptest"),
         };
         let log = dir.join("containerd.log");
         wait_for("containerd's socket", Duration::from_secs(30), || {
@@ -525,7 +529,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             .arg("ctr")
             .arg("-a")
             .arg(&self.sock)
-            .args(["-n", "polis-test"])
+            .args(["-n", &self.namespace])
             .args(args)
             .stdin(Stdio::null());
         cmd
@@ -540,6 +544,9 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for dir in polis_integration::leaks::cgroup_dirs(&self.namespace) {
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
 
