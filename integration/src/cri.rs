@@ -319,6 +319,13 @@ state = "{d}/state"
         assert!(o.status.success(), "import {base}: {o:?}");
     }
 
+    /// A shell script in containerd's mount namespace (where the pods' host paths are seen).
+    pub fn in_mount_ns(&self, script: &str) -> Output {
+        run(Command::new("nsenter")
+            .arg(format!("--mount={}", self.ns_file.display()))
+            .args(["--", "sh", "-c", script]))
+    }
+
     /// A command inside the node's network namespace.
     pub fn on_node(&self, script: &str) -> Output {
         run(Command::new("nsenter")
