@@ -13,20 +13,25 @@ all: build
 deps:
 	scripts/install-deps.sh
 
-# polis-runc is linked statically (glibc and libseccomp): a container start execs it two or three
-# times, and dynamic loading was about 7% of a `run` (perf). The shim too: one per container,
-# long-lived, and a shared libc counts whole in each one's RSS. Both stay position-independent,
-# with packed relative relocations (DT_RELR, glibc >= 2.36): start-up then reads a few KB of
-# relocations instead of hundreds. The static build goes to its own target triple dir and
-# replaces the dynamic one in target/release.
+# Every binary is linked statically (glibc; libseccomp for polis-runc): a container start execs
+# polis-runc two or three times and dynamic loading was about 7% of a `run` (perf); the shim is
+# one long-lived process per container or pod, and a shared libc counts whole in each one's
+# RSS; the CNI plugins run once per ADD/DEL. All stay position-independent, with packed relative
+# relocations (DT_RELR, glibc >= 2.36): start-up then reads a few KB of relocations instead of
+# hundreds. polis-runc, the CNI plugins and the snapshotter are one cargo build (one build of
+# their shared dependencies); the binaries are copied to target/release, where the tests, the
+# demo and `make install` take them.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs
 STATIC_ENV = LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) \
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)"
+STATIC_BINS := polis-runc polis-bridge polis-ipam polis-snapshotter
 build:
-	$(CARGO) build --release --workspace --bins
-	$(STATIC_ENV) $(CARGO) build --release -p polis-runc --target $(HOST_TARGET)
+	$(STATIC_ENV) $(CARGO) build --release --target $(HOST_TARGET) \
+		-p polis-runc -p polis-bridge -p polis-snapshotter --bins
 	$(MAKE) --no-print-directory shim-static
-	cp target/$(HOST_TARGET)/release/polis-runc target/$(HOST_TARGET)/shim/containerd-shim-polis-v2 $(RELEASE)/
+	mkdir -p $(RELEASE)
+	cp $(addprefix target/$(HOST_TARGET)/release/,$(STATIC_BINS)) \
+		target/$(HOST_TARGET)/shim/containerd-shim-polis-v2 $(RELEASE)/
 
 # The static shim, built on its own: with polis-runc in the same build, cargo would unify
 # the features of shared dependencies, and the symbols' hashes would follow polis-runc's
@@ -37,7 +42,10 @@ shim-static:
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
-	for b in $(BINS); do [ -f $(RELEASE)/$$b ] && install -m 0755 $(RELEASE)/$$b $(DESTDIR)$(PREFIX)/bin/ || true; done
+	for b in $(BINS); do \
+	  [ -f $(RELEASE)/$$b ] || { echo "install: $(RELEASE)/$$b is missing (did the build fail?)" >&2; exit 1; }; \
+	  install -m 0755 $(RELEASE)/$$b $(DESTDIR)$(PREFIX)/bin/ || exit 1; \
+	done
 
 # Every test, as root, against the real kernel. The release binaries are built once and
 # shared by all test binaries (POLIS_BIN_DIR), so nothing is compiled twice.

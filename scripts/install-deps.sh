@@ -13,3 +13,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# make test runs the tests with cargo-nextest (each test in its own process); rustup does not
+# bring it, so build it from crates.io once when it is missing.
+command -v cargo >/dev/null || { echo "install-deps: cargo not found: install Rust with rustup (and put ~/.cargo/bin on PATH)" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest (cargo install --locked, once)"
+  cargo install --locked --quiet cargo-nextest
+fi

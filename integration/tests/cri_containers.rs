@@ -4,7 +4,6 @@
 //! an OOM kill reported as OOMKilled, ExecSync's timeout, ReopenContainerLog, and a pod whose
 //! shim was killed still removed cleanly.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::*;
