@@ -28,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,7 +210,10 @@ func execSnapshotter(ctx context.Context, root string) (snapshots.Snapshotter, f
 
 	deadline := time.Now().Add(*startTimeout)
 	for {
-		if fi, err := os.Stat(address); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// The socket file appears at bind(2), before listen(2): wait until it accepts a
+		// connection, since the gRPC dial below treats a refusal as final.
+		if c, err := net.Dial("unix", address); err == nil {
+			c.Close()
 			break
 		}
 		if p.exited() {
@@ -217,7 +221,7 @@ func execSnapshotter(ctx context.Context, root string) (snapshots.Snapshotter, f
 				args, address, p.err, p.output())
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("%q did not create %s within %s", args, address, *startTimeout))
+			return fail(fmt.Errorf("%q did not serve %s within %s", args, address, *startTimeout))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
