@@ -38,6 +38,10 @@ pub struct Manager {
     /// processes there too; systemd tracks processes by them. Joined and removed, never
     /// configured.
     extra: Vec<PathBuf>,
+    /// polis patch: which of `extra` the calling process is already in (a process cloned
+    /// into its cgroup2 cgroup, see libcontainer's fork::container_clone_into): moving it
+    /// there again would still take the kernel's global lock.
+    extra_joined: Vec<bool>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -116,8 +120,13 @@ impl Manager {
             (Ok(mounts), Ok(cgroups)) => Self::extra_paths(cgroup_path, mounts, cgroups),
             _ => Vec::new(),
         };
+        let (extra, extra_joined) = extra.into_iter().unzip();
 
-        Ok(Manager { subsystems, extra })
+        Ok(Manager {
+            subsystems,
+            extra,
+            extra_joined,
+        })
     }
 
     /// polis patch: where the container's cgroup lies in each hierarchy without controllers
@@ -126,7 +135,7 @@ impl Manager {
         cgroup_path: &Path,
         mounts: &util::CgroupMounts,
         cgroups: &ProcessCGroups,
-    ) -> Vec<PathBuf> {
+    ) -> Vec<(PathBuf, bool)> {
         let named = mounts.named.iter().filter_map(|(name, mount)| {
             let own = cgroups.0.iter().find(|c| c.controllers.iter().any(|k| k == name))?;
             Some((mount, own))
@@ -143,7 +152,8 @@ impl Manager {
                 } else {
                     cgroup_path
                 };
-                mount.join_safely(rel).ok()
+                let joined = Path::new(&own.pathname) == rel;
+                mount.join_safely(rel).ok().map(|p| (p, joined))
             })
             .collect()
     }
@@ -273,7 +283,10 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
-        for path in &self.extra {
+        for (path, joined) in self.extra.iter().zip(&self.extra_joined) {
+            if *joined && (pid.as_raw() == 0 || pid == nix::unistd::getpid()) {
+                continue;
+            }
             fs::create_dir_all(path).wrap_create_dir(path)?;
             // "0" (the caller) through `tasks` where there is one, as for the controllers
             let tasks = path.join("tasks");

@@ -148,3 +148,17 @@ pub(super) fn task_file(pid: Pid) -> &'static str {
     }
 }
 
+/// polis patch: the directory of `cgroup_path` in the cgroup2 mount of a hybrid host (v1
+/// hierarchies and a cgroup2 mount side by side), where a container's processes belong too.
+/// `None` on a legacy or unified host, or for an empty path.
+pub fn hybrid_unified_dir(cgroup_path: &std::path::Path) -> Option<PathBuf> {
+    use crate::common::PathBufExt;
+    if cgroup_path.as_os_str().is_empty() {
+        return None;
+    }
+    let mounts = list_cgroup_mounts().ok()?;
+    if mounts.v1.is_empty() {
+        return None;
+    }
+    mounts.unified?.join_safely(cgroup_path).ok()
+}

@@ -100,13 +100,20 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         })
     };
 
-    let container_clone_fn = if container_args.as_sibling {
-        fork::container_clone_sibling
+    // polis patch: on a hybrid host the intermediate process is born in the container's
+    // cgroup of the cgroup2 mount, where joining later would cost a kernel RCU grace period
+    // (see fork::container_clone_into); the v1 hierarchies are joined as before.
+    let unified = if container_args.cgroup_config.systemd_cgroup {
+        None
     } else {
-        fork::container_clone
+        hybrid_unified_cgroup(&container_args.cgroup_config.cgroup_path)
     };
-
-    let intermediate_pid = container_clone_fn(cb).map_err(|err| {
+    let intermediate_pid = fork::container_clone_into(
+        cb,
+        container_args.as_sibling,
+        unified.as_ref().map(|fd| fd.as_raw_fd()),
+    )
+    .map_err(|err| {
         tracing::error!("failed to fork intermediate process: {}", err);
         ProcessError::IntermediateProcessFailed(err)
     })?;
@@ -561,4 +568,25 @@ mod tests {
         }
         Ok(())
     }
+}
+
+/// polis patch: an fd of the container's cgroup directory in the cgroup2 mount of a hybrid
+/// host (made if missing), for `CLONE_INTO_CGROUP`; `None` anywhere else or on any failure,
+/// and the intermediate then joins it by `cgroup.procs` as before.
+#[cfg(feature = "v1")]
+fn hybrid_unified_cgroup(cgroup_path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = libcgroups::v1::util::hybrid_unified_dir(cgroup_path)?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .ok()?;
+    Some(f.into())
+}
+
+#[cfg(not(feature = "v1"))]
+fn hybrid_unified_cgroup(_: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    None
 }
