@@ -41,7 +41,27 @@ pub struct Cri {
     pub images: ImageServiceClient<Channel>,
     /// The pods' cgroup parent (kubelet always gives one).
     pub cgroup_parent: String,
+    /// Helpers started for this instance (snapshotter, registry), stopped by PID on drop.
+    helpers: Vec<Child>,
+    pub options: CriOptions,
 }
+
+/// What an instance is made of beyond the default (overlayfs, images imported into k8s.io).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CriOptions {
+    /// CRI unpacks images on polis-snapshotter (`snapshotter = "polis"`), served from the
+    /// test dir, instead of containerd's overlayfs.
+    pub polis_snapshotter: bool,
+    /// A registry (Debian's docker-registry) on the node namespace's loopback holds busybox
+    /// and the pause image; nothing is imported into k8s.io, CRI pulls (PullImage, and the
+    /// sandbox image on RunPodSandbox).
+    pub registry: bool,
+}
+
+/// Where the registry mode's images are.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+pub const REGISTRY_BUSYBOX: &str = "127.0.0.1:5000/polis/busybox:latest";
+pub const REGISTRY_PAUSE: &str = "127.0.0.1:5000/polis/pause:latest";
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
@@ -62,6 +82,10 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 impl Cri {
     pub fn start(tag: &str) -> Self {
+        Self::start_with(tag, CriOptions::default())
+    }
+
+    pub fn start_with(tag: &str, options: CriOptions) -> Self {
         for tool in [
             "containerd",
             "ctr",
@@ -142,11 +166,51 @@ impl Cri {
         );
 
         let cgroup_parent = format!("/{name}");
+        let mut helpers = Vec::new();
+        let mut extra_cfg = String::new();
+        let mut snapshotter = "overlayfs";
+        if options.polis_snapshotter {
+            let snap_sock = d.join("snap.sock");
+            helpers.push(
+                Command::new(crate::polis_bin("polis-snapshotter"))
+                    .arg("--root")
+                    .arg(d.join("snap"))
+                    .arg("--address")
+                    .arg(&snap_sock)
+                    .args(["--log-level", "warn"])
+                    .stdin(Stdio::null())
+                    .spawn()
+                    .expect("start polis-snapshotter"),
+            );
+            wait_for_path(&snap_sock);
+            snapshotter = "polis";
+            extra_cfg += &format!(
+                "[proxy_plugins.polis]\n  type = \"snapshot\"\n  address = \"{}\"\n",
+                snap_sock.display()
+            );
+        }
+        let sandbox_image = if options.registry {
+            helpers.push(start_registry(&d, &node_netns));
+            REGISTRY_PAUSE
+        } else {
+            PAUSE
+        };
+        let registry_cfg = if options.registry {
+            format!(
+                "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{REGISTRY}\"]\n    endpoint = [\"http://{REGISTRY}\"]\n"
+            )
+        } else {
+            String::new()
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let sock = d.join("containerd.sock");
+        // POLIS_CRI_DEBUG=1: containerd's debug log, to see where the time of a call goes
+        if std::env::var_os("POLIS_CRI_DEBUG").is_some() {
+            extra_cfg += "[debug]\n  level = \"debug\"\n";
+        }
         let cfg = format!(
             r#"version = 2
 root = "{d}/root"
@@ -155,13 +219,13 @@ state = "{d}/state"
   address = "{sock}"
 [ttrpc]
   address = "{sock}.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
+{extra_cfg}[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+    snapshotter = "{snapshotter}"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
@@ -174,7 +238,7 @@ state = "{d}/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
-"#,
+{registry_cfg}"#,
             d = d.display(),
             sock = sock.display(),
             runc = crate::polis_bin("polis-runc").display(),
@@ -235,17 +299,76 @@ state = "{d}/state"
             runtime,
             images,
             cgroup_parent,
+            helpers,
+            options,
         };
         cri.wait_ready();
-        cri.import(
-            &|p| crate::fixtures::busybox_image_archive(p),
-            "docker.io/library/busybox",
-        );
-        cri.import(
-            &|p| crate::fixtures::pause_image_archive(p),
-            "polis.test/pause",
-        );
+        if options.registry {
+            cri.push(
+                &|p| crate::fixtures::busybox_image_archive(p),
+                "docker.io/library/busybox",
+                REGISTRY_BUSYBOX,
+            );
+            cri.push(
+                &|p| crate::fixtures::pause_image_archive(p),
+                "polis.test/pause",
+                REGISTRY_PAUSE,
+            );
+        } else {
+            cri.import(
+                &|p| crate::fixtures::busybox_image_archive(p),
+                "docker.io/library/busybox",
+            );
+            cri.import(
+                &|p| crate::fixtures::pause_image_archive(p),
+                "polis.test/pause",
+            );
+        }
         cri
+    }
+
+    /// Imports an image into a namespace of its own, pushes it to the registry as `remote`
+    /// (from the node namespace, where the registry listens) and removes it there again, so
+    /// that CRI has to pull it.
+    fn push(&self, build: &dyn Fn(&Path) -> anyhow::Result<()>, base: &str, remote: &str) {
+        let tar = self.dir().join(format!("{}.tar", base.replace('/', "_")));
+        build(&tar).expect("image archive");
+        let ctr = |args: &[&str]| {
+            run_ok(
+                Command::new("nsenter")
+                    .arg(format!("--mount={}", self.ns_file.display()))
+                    .arg(format!("--net=/run/netns/{}", self.node_netns))
+                    .arg("--")
+                    .arg("ctr")
+                    .arg("-a")
+                    .arg(self.sock())
+                    .args(["-n", "polis-push"])
+                    .args(args)
+                    .stdin(Stdio::null()),
+            )
+        };
+        let local = format!("{base}:latest");
+        ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            base,
+            tar.to_str().unwrap(),
+        ]);
+        ctr(&["images", "tag", &local, remote]);
+        ctr(&["images", "push", "--plain-http", remote]);
+        ctr(&["images", "rm", &local, remote]);
+    }
+
+    /// Snapshot directories left in polis-snapshotter's root (registry/snapshotter mode).
+    pub fn polis_snapshots(&self) -> Vec<String> {
+        let dir = self.dir().join("snap/snapshots");
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
     }
 
     pub fn dir(&self) -> &Path {
@@ -627,6 +750,11 @@ impl Drop for Cri {
             // SAFETY: plain kill(2) of a shim this test's containerd started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+        for mut h in self.helpers.drain(..) {
+            // SAFETY: plain kill(2) of our own child's PID.
+            unsafe { libc::kill(h.id() as i32, libc::SIGTERM) };
+            let _ = h.wait();
+        }
         let ns_dir = self.ns_file.parent().unwrap().to_path_buf();
         let _ = Command::new("umount").arg(&self.ns_file).status();
         let _ = Command::new("umount").arg(&ns_dir).status();
@@ -642,5 +770,56 @@ impl Drop for Cri {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+fn wait_for_path(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.exists() {
+        assert!(Instant::now() < deadline, "{} never appeared", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Debian's docker-registry on the node namespace's loopback, storing in the test dir.
+fn start_registry(d: &Path, node_netns: &str) -> Child {
+    let bin = crate::require_tool("docker-registry");
+    let cfg = d.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {REGISTRY}\n",
+            d.join("registry").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(d.join("registry.log")).unwrap();
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{node_netns}"))
+        .arg("--")
+        .arg(bin)
+        .arg("serve")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start docker-registry");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{node_netns}"))
+            .args(["--", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5000"])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            break child;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the registry never listened: {}",
+            std::fs::read_to_string(d.join("registry.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -197,3 +197,105 @@ fn cri_runtime_default_seccomp_confines_execs_with_the_go_shim_and_polis_runc() 
 fn cri_runtime_default_seccomp_confines_execs_with_runc_for_reference() {
     runtime_default_seccomp("runc");
 }
+
+/// Images pulled by CRI's PullImage from a registry on the node's loopback and unpacked on
+/// polis-snapshotter (`snapshotter = "polis"`); a pod on them (its sandbox image pulled by
+/// RunPodSandbox); ImageStatus, ListImages, RemoveImage; the snapshots gone after removal.
+fn pulled_images_on_polis_snapshotter(handler: &str) {
+    use polis_integration::cri::{CriOptions, REGISTRY_BUSYBOX, REGISTRY_PAUSE};
+    let mut cri = Cri::start_with(
+        &format!("pull-{handler}"),
+        CriOptions {
+            polis_snapshotter: true,
+            registry: true,
+        },
+    );
+    let spec = |image: &str| ImageSpec {
+        image: image.into(),
+        ..Default::default()
+    };
+    let pulled = cri.rt.block_on(cri.images.pull_image(PullImageRequest {
+        image: Some(spec(REGISTRY_BUSYBOX)),
+        auth: None,
+        sandbox_config: None,
+    }));
+    let image_ref = match pulled {
+        Ok(r) => r.into_inner().image_ref,
+        Err(e) => panic!("PullImage: {e}\n{}", cri.log_tail()),
+    };
+    assert!(image_ref.starts_with("sha256:"), "{image_ref}");
+    let status = cri
+        .rt
+        .block_on(cri.images.image_status(ImageStatusRequest {
+            image: Some(spec(REGISTRY_BUSYBOX)),
+            verbose: false,
+        }))
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+        .expect("the pulled image");
+    assert!(
+        status.repo_tags.iter().any(|t| t == REGISTRY_BUSYBOX),
+        "{status:?}"
+    );
+    assert!(status.size > 0);
+    assert!(
+        !cri.polis_snapshots().is_empty(),
+        "nothing unpacked on polis"
+    );
+
+    let pod_cfg = cri.pod_config("pulled", &[]);
+    let pod = cri.run_pod(&pod_cfg, handler);
+    let mut cfg = cri.container_config("c", "echo on-polis-snapshotter; exec sleep 3600");
+    cfg.image = Some(spec(REGISTRY_BUSYBOX));
+    let c = cri.create_container(&pod, &pod_cfg, cfg);
+    cri.start_container(&c);
+    cri.wait_container(&c, ContainerState::ContainerRunning);
+    let r = cri.exec_sync(
+        &c,
+        &["sh", "-c", "grep ' / ' /proc/mounts | cut -d' ' -f3"],
+        10,
+    );
+    assert_eq!(out(&r).trim(), "overlay", "{handler}: the rootfs {r:?}");
+    let listed = cri
+        .rt
+        .block_on(cri.images.list_images(ListImagesRequest { filter: None }))
+        .expect("ListImages")
+        .into_inner()
+        .images;
+    for want in [REGISTRY_BUSYBOX, REGISTRY_PAUSE] {
+        assert!(
+            listed.iter().any(|i| i.repo_tags.iter().any(|t| t == want)),
+            "{want} not in {listed:?}"
+        );
+    }
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    for image in [REGISTRY_BUSYBOX, REGISTRY_PAUSE] {
+        let r = cri.rt.block_on(cri.images.remove_image(RemoveImageRequest {
+            image: Some(spec(image)),
+        }));
+        assert!(r.is_ok(), "RemoveImage {image}: {r:?}");
+    }
+    // containerd's garbage collector removes the snapshots shortly after
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cri.polis_snapshots().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snapshots left on polis: {:?}",
+            cri.polis_snapshots()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cri.assert_nothing_left();
+}
+
+#[test]
+fn cri_pulls_onto_polis_snapshotter_with_the_polis_handler() {
+    pulled_images_on_polis_snapshotter("polis");
+}
+
+#[test]
+fn cri_pulls_onto_polis_snapshotter_with_the_go_shim_driving_polis_runc() {
+    pulled_images_on_polis_snapshotter("polis-go");
+}

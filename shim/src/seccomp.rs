@@ -119,6 +119,8 @@ const ALLOWED: &[i64] = &[
     libc::SYS_move_mount,
     libc::SYS_kill,
     libc::SYS_tgkill,
+    libc::SYS_pidfd_open,
+    libc::SYS_pidfd_send_signal,
     libc::SYS_wait4,
     libc::SYS_waitid,
 ];

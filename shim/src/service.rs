@@ -43,7 +43,6 @@ pub fn grouping(spec: &SpecView, id: &str) -> String {
 /// `delete`: containerd calls it after a shim died, to remove what the shim left.
 pub fn delete(flags: &Flags) -> Result<()> {
     let bundle = flags.bundle().unwrap_or_default();
-    let (monitor, _others) = Monitor::start().context("watch child exits")?;
     // A bundle without our record never got as far as the runtime's create: the defaults
     // find nothing to delete, which is what we report.
     let record = read_runtime_file(&bundle).unwrap_or_else(|| {
@@ -53,10 +52,16 @@ pub fn delete(flags: &Flags) -> Result<()> {
         });
         s.record(&flags.namespace)
     });
-    let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
-    if let Err(e) = runtime.delete(&flags.id, true) {
-        if !e.message().contains("does not exist") {
-            log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());
+    // containerd runs this after every shim that exits, also after a clean delete of each
+    // container: the runtime is run only while it still has state for the container (its
+    // state dir under the root), which saves a runtime exec on every pod teardown.
+    if record.root.join(&flags.id).exists() {
+        let (monitor, _others) = Monitor::start().context("watch child exits")?;
+        let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
+        if let Err(e) = runtime.delete(&flags.id, true) {
+            if !e.message().contains("does not exist") {
+                log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());
+            }
         }
     }
     unmount_rootfs(&bundle);

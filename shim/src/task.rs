@@ -27,19 +27,63 @@ use crate::process::{Process, Status as PStatus};
 use crate::service::ExitSignal;
 use crate::stats;
 
-/// SIGKILLs `pid` if it is a child of ours still running; true if it was. waitid with
-/// WNOWAIT leaves reaping to the monitor, and a pid it has reaped (one that may belong to
-/// someone else by now) is not our child any more, so it is left alone.
-fn kill_running_child(pid: i32) -> bool {
-    // SAFETY: waitid and kill on a pid, with a zeroed siginfo the kernel fills in.
-    unsafe {
+/// Sends `sig` to `pid` if it is a child of ours that has not exited, through a pidfd: a pid
+/// the monitor has reaped meanwhile (which the kernel may have given to another process) is
+/// never signalled, since a pidfd names one process for good and waitid on it fails for
+/// anything but our own child. `Some(true)`: signalled; `Some(false)`: not a running child of
+/// ours (or the signal was refused); `None`: no pidfds (Linux < 5.3).
+fn signal_running_child(pid: i32, sig: i32) -> Option<bool> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open on a pid with no flags; the fd it returns is ours alone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error().raw_os_error();
+        return (err == Some(libc::ESRCH)).then_some(false);
+    }
+    // SAFETY: fd was just returned by pidfd_open.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: waitid on our pidfd with a zeroed siginfo the kernel fills in; WNOWAIT leaves
+    // the reaping to the monitor.
+    let running = unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        if libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) != 0 || info.si_pid() != 0
-        {
-            return false;
-        }
-        libc::kill(pid, libc::SIGKILL) == 0
+        libc::waitid(
+            libc::P_PIDFD,
+            fd.as_raw_fd() as libc::id_t,
+            &mut info,
+            flags,
+        ) == 0
+            && info.si_pid() == 0
+    };
+    if !running {
+        return Some(false);
+    }
+    // SAFETY: pidfd_send_signal on our pidfd, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Some(r == 0)
+}
+
+/// SIGKILLs `pid` if it is a child of ours still running; true if it was.
+fn kill_running_child(pid: i32) -> bool {
+    match signal_running_child(pid, libc::SIGKILL) {
+        Some(sent) => sent,
+        // SAFETY: waitid and kill on a pid, with a zeroed siginfo the kernel fills in (only
+        // where pidfds are missing; the check and the kill are then two steps).
+        None => unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0
+                && info.si_pid() == 0
+                && libc::kill(pid, libc::SIGKILL) == 0
+        },
     }
 }
 
@@ -346,6 +390,15 @@ impl Tasks {
             )));
         }
         if req.exec_id.is_empty() {
+            // The init is our child (we are its subreaper): signal it ourselves, as `runtime
+            // kill` without --all would, and save a runtime exec on every stop. Anything else
+            // (--all, an init that is not a running child of ours) goes to the runtime.
+            if !req.all
+                && p.pid() > 0
+                && signal_running_child(p.pid() as i32, req.signal as i32) == Some(true)
+            {
+                return Ok(());
+            }
             return c.runtime.kill(&c.id, req.signal, req.all).map_err(|e| {
                 if e.message().contains("not running") || e.message().contains("no such process") {
                     TaskError::NotFound(format!("container {}: process already finished", c.id))

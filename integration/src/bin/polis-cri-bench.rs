@@ -65,6 +65,7 @@ fn main() {
 
     let mut start: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
     let mut teardown: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
+    let mut stop: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
     for round in 0..rounds {
         // the order rotates, so load from elsewhere does not land on one handler
         for k in 0..HANDLERS.len() {
@@ -76,6 +77,7 @@ fn main() {
             start[i].push(ms(t));
             let t = Instant::now();
             cri.stop_pod(&pod);
+            stop[i].push(ms(t));
             cri.remove_pod(&pod);
             teardown[i].push(ms(t));
         }
@@ -85,8 +87,12 @@ fn main() {
     let med = |v: &mut Vec<f64>| median(v);
     let s: Vec<f64> = start.iter_mut().map(med).collect();
     let d: Vec<f64> = teardown.iter_mut().map(med).collect();
+    let st: Vec<f64> = stop.iter_mut().map(med).collect();
     for (i, h) in HANDLERS.iter().enumerate() {
-        println!("  {h:9} start {:7.1}   teardown {:7.1}", s[i], d[i]);
+        println!(
+            "  {h:9} start {:7.1}   teardown {:7.1} (of which StopPodSandbox {:6.1})",
+            s[i], d[i], st[i]
+        );
     }
     println!(
         "ratio polis/runc: start {:.2}x, teardown {:.2}x   (polis-go/runc: start {:.2}x, teardown {:.2}x)",
@@ -127,4 +133,7 @@ fn main() {
         }
     }
     cri.assert_nothing_left();
+    if std::env::var_os("POLIS_CRI_DEBUG").is_some() {
+        std::fs::write("/tmp/polis-cri-bench-containerd.log", cri.log()).unwrap();
+    }
 }
