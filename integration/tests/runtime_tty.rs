@@ -91,3 +91,34 @@ fn exec_with_a_terminal_in_the_foreground() {
     assert!(stdout(&o).contains("exec-on-tty"), "{}", stdout(&o));
     c.finish();
 }
+
+/// `--console-socket` for a process without a terminal: runc 1.1.5 refuses it ("cannot use
+/// console socket if runc will not detach or allocate tty"), and so does polis-runc, with a
+/// message that says which setting is at odds, and nothing left behind.
+#[test]
+fn a_console_socket_without_a_terminal_is_refused_as_runc_does() {
+    for rt in [Runtime::polis(), Runtime::runc()] {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("console.sock");
+        let _listener = UnixListener::bind(&sock).unwrap();
+        let c = Container::new(&rt, "nottysock", &["/bin/sleep", "300"]);
+        let o = rt.run(&[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            c.bundle_path(),
+            &c.id,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}: {o:?}", rt.name);
+        let err = stderr(&o);
+        assert!(err.contains("console"), "{}: {err}", rt.name);
+        if rt.name == "polis-runc" {
+            assert!(
+                err.contains("process.terminal") && !err.contains("youki"),
+                "{err}"
+            );
+        }
+        c.assert_clean();
+    }
+}

@@ -106,9 +106,14 @@ pub enum ErrInvalidSpec {
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    // polis patch: the messages say what to change, without the library's name
+    #[error(
+        "process.terminal is true but no --console-socket was given to receive the terminal of a detached container"
+    )]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error(
+        "--console-socket was given but process.terminal is false: there is no terminal to send"
+    )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
