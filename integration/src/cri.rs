@@ -794,7 +794,7 @@ fn start_registry(d: &Path, node_netns: &str) -> Child {
     )
     .unwrap();
     let log = std::fs::File::create(d.join("registry.log")).unwrap();
-    let child = Command::new("nsenter")
+    let mut child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{node_netns}"))
         .arg("--")
         .arg(bin)
@@ -815,11 +815,14 @@ fn start_registry(d: &Path, node_netns: &str) -> Child {
         if o.status.success() {
             break child;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the registry never listened: {}",
-            std::fs::read_to_string(d.join("registry.log")).unwrap_or_default()
-        );
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the registry never listened: {}",
+                std::fs::read_to_string(d.join("registry.log")).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
