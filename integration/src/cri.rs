@@ -782,6 +782,9 @@ fn wait_for_path(p: &Path) {
 }
 
 /// Debian's docker-registry on the node namespace's loopback, storing in the test dir.
+// The child is handed to the caller, whose Drop stops and waits for it; the lint cannot see
+// that through the return value.
+#[allow(clippy::zombie_processes)]
 fn start_registry(d: &Path, node_netns: &str) -> Child {
     let bin = crate::require_tool("docker-registry");
     let cfg = d.join("registry.yml");
