@@ -18,12 +18,14 @@ pub struct Containerd {
     ns_file: PathBuf,
 }
 
-fn run(cmd: &mut Command) -> Output {
+/// Runs a command to its exit with captured output; panics naming it if it cannot start.
+pub(crate) fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"))
 }
 
-fn run_ok(cmd: &mut Command) -> Output {
+/// `run`, asserting success.
+pub(crate) fn run_ok(cmd: &mut Command) -> Output {
     let o = run(cmd);
     assert!(
         o.status.success(),

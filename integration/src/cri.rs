@@ -19,7 +19,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::containerd::tail;
+use crate::containerd::{run, run_ok, tail};
 
 pub const BUSYBOX: &str = "docker.io/library/busybox:latest";
 pub const PAUSE: &str = "polis.test/pause:latest";
@@ -62,23 +62,6 @@ pub struct CriOptions {
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const REGISTRY_BUSYBOX: &str = "127.0.0.1:5000/polis/busybox:latest";
 pub const REGISTRY_PAUSE: &str = "127.0.0.1:5000/polis/pause:latest";
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let o = run(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
 
 impl Cri {
     pub fn start(tag: &str) -> Self {

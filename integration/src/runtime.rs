@@ -218,3 +218,26 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// polis-runc and runc, for running one scenario through both and comparing.
+pub fn both() -> [Runtime; 2] {
+    [Runtime::polis(), Runtime::runc()]
+}
+
+/// Runs `args` in a fresh container of `rt` whose spec `edit` changes first (with the bundle's
+/// rootfs at hand), and returns (exit code, stdout, stderr); the container is deleted and
+/// checked for leftovers.
+pub fn run_with(
+    rt: &Runtime,
+    tag: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut Value, &Path),
+) -> (Option<i32>, String, String) {
+    let c = Container::new(rt, tag, args);
+    let rootfs = c.bundle.rootfs();
+    c.bundle.edit(|s| edit(s, &rootfs)).unwrap();
+    let o = c.run();
+    let r = (o.status.code(), stdout(&o), stderr(&o));
+    c.finish();
+    r
+}

@@ -2,31 +2,11 @@
 //! option `features` advertises, `tmpcopyup` (podman --read-only/--tmpfs), bind propagation
 //! (CRI's HostToContainer and Bidirectional mounts) and a masked path that is a symlink.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use polis_integration::runtime::{stderr, stdout, Container, Runtime};
+use polis_integration::runtime::{both, run_with, stderr, stdout, Container, Runtime};
 use serde_json::{json, Value};
-
-fn both() -> [Runtime; 2] {
-    [Runtime::polis(), Runtime::runc()]
-}
-
-/// Runs `args` in a fresh container of `rt` after `edit`: (exit code, stdout, stderr).
-fn run_with(
-    rt: &Runtime,
-    tag: &str,
-    args: &[&str],
-    edit: impl FnOnce(&mut Value, &Path),
-) -> (Option<i32>, String, String) {
-    let c = Container::new(rt, tag, args);
-    let rootfs = c.bundle.rootfs();
-    c.bundle.edit(|s| edit(s, &rootfs)).unwrap();
-    let o = c.run();
-    let r = (o.status.code(), stdout(&o), stderr(&o));
-    c.finish();
-    r
-}
 
 /// Every mount option polis-runc's `features` lists works wherever runc's does: a tmpfs at
 /// /mnt with the option (a bind mount of a host dir for the bind-only ones).

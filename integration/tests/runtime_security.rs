@@ -3,33 +3,16 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 
-use polis_integration::runtime::{run_captured, stderr, stdout, Container, Runtime};
+use polis_integration::runtime::{
+    both, run_captured, run_with, stderr, stdout, Container, Runtime,
+};
 use serde_json::json;
-
-fn both() -> [Runtime; 2] {
-    [Runtime::polis(), Runtime::runc()]
-}
-
-/// Runs `args` in a fresh container of `rt` after `edit` and returns (exit code, stdout, stderr).
-fn run_with(
-    rt: &Runtime,
-    tag: &str,
-    args: &[&str],
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> (Option<i32>, String, String) {
-    let c = Container::new(rt, tag, args);
-    c.bundle.edit(edit).unwrap();
-    let o = c.run();
-    let r = (o.status.code(), stdout(&o), stderr(&o));
-    c.finish();
-    r
-}
 
 #[test]
 fn seccomp_profile_denies_mkdir_with_the_given_errno() {
     let mut results = Vec::new();
     for rt in both() {
-        let r = run_with(&rt, "seccomp", &["/bin/mkdir", "/tmp/denied"], |s| {
+        let r = run_with(&rt, "seccomp", &["/bin/mkdir", "/tmp/denied"], |s, _| {
             s["linux"]["seccomp"] = json!({
                 "defaultAction": "SCMP_ACT_ALLOW",
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -46,7 +29,7 @@ fn seccomp_profile_denies_mkdir_with_the_given_errno() {
 #[test]
 fn readonly_rootfs_refuses_writes() {
     for rt in both() {
-        let r = run_with(&rt, "ro", &["/bin/touch", "/newfile"], |s| {
+        let r = run_with(&rt, "ro", &["/bin/touch", "/newfile"], |s, _| {
             s["root"]["readonly"] = true.into();
         });
         assert_eq!(r.0, Some(1), "{}: {r:?}", rt.name);
@@ -66,7 +49,7 @@ fn user_namespace_maps_ids() {
                 "-c",
                 "cat /proc/self/uid_map /proc/self/gid_map; id -u",
             ],
-            |s| {
+            |s, _| {
                 let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
                 ns.push(json!({"type": "user"}));
                 s["linux"]["uidMappings"] =
@@ -110,7 +93,7 @@ fn capabilities_nnp_and_masked_paths_match_runc() {
                   awk '$5 == \"/proc/sys\" {split($6, o, \",\"); print $5, o[1]}' /proc/self/mountinfo";
     let mut results = Vec::new();
     for rt in both() {
-        let r = run_with(&rt, "caps", &["/bin/sh", "-c", script], |_| {});
+        let r = run_with(&rt, "caps", &["/bin/sh", "-c", script], |_, _| {});
         assert_eq!(r.0, Some(0), "{}: {r:?}", rt.name);
         assert!(r.1.contains("NoNewPrivs:\t1"), "{}: {}", rt.name, r.1);
         assert!(r.1.contains("/proc/sys ro\n"), "{}: {}", rt.name, r.1);
