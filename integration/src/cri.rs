@@ -812,3 +812,90 @@ fn start_registry(d: &Path, node_netns: &str) -> Child {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// What a streaming session (CRI Exec or Attach) gave back: each channel's bytes, and the
+/// status the server sent on the error channel (a Kubernetes `Status` as JSON, or empty).
+#[derive(Debug, Default)]
+pub struct Streamed {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub status: String,
+}
+
+impl Cri {
+    /// Opens a streaming URL that CRI's Exec or Attach returned, as kubectl does through the
+    /// API server: a WebSocket with the `v4.channel.k8s.io` protocol (one leading byte per
+    /// message names the channel: 0 stdin, 1 stdout, 2 stderr, 3 status). The server listens on
+    /// the node namespace's loopback, so the connection is made from there. `stdin` is sent
+    /// first; the session is read until the server closes it, or until `until` is seen on
+    /// stdout (then we close it, as a user leaving an attach does).
+    pub fn stream(&self, url: &str, stdin: Option<&[u8]>, until: Option<&str>) -> Streamed {
+        use tungstenite::client::IntoClientRequest;
+        use tungstenite::Message;
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected streaming URL {url}"))
+            .to_string();
+        let netns = std::fs::File::open(format!("/run/netns/{}", self.node_netns)).unwrap();
+        // a socket keeps the namespace it was made in: connect from a thread that entered it
+        let tcp = std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("enter the node's network namespace");
+            std::net::TcpStream::connect(&addr)
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = url
+            .replacen("http://", "ws://", 1)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+        let (mut ws, _) = tungstenite::client::client(req, tcp)
+            .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
+        if let Some(data) = stdin {
+            let mut m = vec![0u8];
+            m.extend_from_slice(data);
+            ws.send(Message::Binary(m.into())).unwrap();
+        }
+        let mut got = Streamed::default();
+        loop {
+            let msg = match ws.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break
+                }
+                Err(tungstenite::Error::Protocol(_)) => break,
+                Err(e) => panic!("streaming {url}: {e}"),
+            };
+            let data = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Text(t) => t.as_bytes().to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some((&channel, body)) = data.split_first() else {
+                continue;
+            };
+            match channel {
+                1 => got.stdout.extend_from_slice(body),
+                2 => got.stderr.extend_from_slice(body),
+                3 => got.status.push_str(&String::from_utf8_lossy(body)),
+                _ => {}
+            }
+            if let Some(u) = until {
+                if String::from_utf8_lossy(&got.stdout).contains(u) {
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    break;
+                }
+            }
+        }
+        got
+    }
+}

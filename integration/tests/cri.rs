@@ -299,3 +299,98 @@ fn cri_pulls_onto_polis_snapshotter_with_the_polis_handler() {
 fn cri_pulls_onto_polis_snapshotter_with_the_go_shim_driving_polis_runc() {
     pulled_images_on_polis_snapshotter("polis-go");
 }
+
+/// kubectl exec and attach: CRI's Exec and Attach through containerd's streaming server (a
+/// WebSocket with the v4 channel protocol), with and without a TTY.
+fn streaming(handler: &str) {
+    let mut cri = Cri::start(&format!("stream-{handler}"));
+    let pod_cfg = cri.pod_config("stream", &[]);
+    let pod = cri.run_pod(&pod_cfg, handler);
+    let mut cfg = cri.container_config("cat", "exec cat");
+    cfg.stdin = true;
+    let c = cri.create_container(&pod, &pod_cfg, cfg);
+    cri.start_container(&c);
+    cri.wait_container(&c, ContainerState::ContainerRunning);
+
+    let exec = |cri: &mut Cri, cmd: &[&str], tty: bool| {
+        let url = cri
+            .rt
+            .block_on(cri.runtime.exec(ExecRequest {
+                container_id: c.clone(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                tty,
+                // kubectl exec -t always comes with -i: a terminal has an input side
+                stdin: tty,
+                stdout: true,
+                stderr: !tty,
+            }))
+            .unwrap_or_else(|e| panic!("{handler}: Exec: {e}"))
+            .into_inner()
+            .url;
+        cri.stream(&url, None, None)
+    };
+    // without a TTY: stdout and stderr apart, the exit code in the status
+    let s = exec(
+        &mut cri,
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        false,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&s.stdout),
+        "out\n",
+        "{handler}: {s:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&s.stderr),
+        "err\n",
+        "{handler}: {s:?}"
+    );
+    assert!(
+        s.status.contains("NonZeroExitCode") && s.status.contains("\"3\""),
+        "{handler}: {s:?}"
+    );
+    // with a TTY: one stream, on a terminal
+    let s = exec(&mut cri, &["sh", "-c", "[ -t 1 ] && echo on-a-tty"], true);
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("on-a-tty"),
+        "{handler}: {s:?}"
+    );
+    assert!(s.status.contains("Success"), "{handler}: {s:?}");
+
+    // attach to the container's own stdin and stdout (cat echoes what it reads)
+    let url = cri
+        .rt
+        .block_on(cri.runtime.attach(AttachRequest {
+            container_id: c.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        }))
+        .unwrap_or_else(|e| panic!("{handler}: Attach: {e}"))
+        .into_inner()
+        .url;
+    let s = cri.stream(&url, Some(b"through-attach\n"), Some("through-attach"));
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("through-attach"),
+        "{handler}: {s:?}"
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    cri.assert_nothing_left();
+}
+
+#[test]
+fn cri_streaming_exec_and_attach_with_polis() {
+    streaming("polis");
+}
+
+#[test]
+fn cri_streaming_exec_and_attach_with_the_go_shim_driving_polis_runc() {
+    streaming("polis-go");
+}
+
+#[test]
+fn cri_streaming_exec_and_attach_with_runc_for_reference() {
+    streaming("runc");
+}
