@@ -100,6 +100,12 @@ fn pod_lifecycle(handler: &str) {
         "hello-cri",
         "{handler}: host port"
     );
+    let ip6 = net.additional_ips[0].ip.clone();
+    assert_eq!(
+        http_get(&cri, &ip6, 80),
+        "hello-cri",
+        "{handler}: pod IPv6 {ip6}"
+    );
     let r = cri.exec_sync(&side, &["ping", "-c", "1", "-W", "3", GATEWAY4], 10);
     assert_eq!(r.exit_code, 0, "{handler}: pod to gateway: {r:?}");
 
