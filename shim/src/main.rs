@@ -16,6 +16,9 @@ mod runtime;
 mod seccomp;
 mod service;
 mod start;
+// Only the static shim links glibc's archive, where these replacements keep its gettext and
+// locale machinery out; a dynamic build (and the tests) keep glibc's own symbols.
+#[cfg(target_feature = "crt-static")]
 mod static_link;
 mod stats;
 mod task;

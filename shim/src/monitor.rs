@@ -180,11 +180,15 @@ pub fn command_for(req: &SpawnRequest) -> Command {
         cmd.current_dir(cwd);
     }
     let raw: Vec<RawFd> = req.fds.iter().map(|f| f.as_raw_fd()).collect();
-    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. A source that
-    // sits below the number of targets is first moved out of the way.
+    // The child's working copy is allocated here, before the fork: the shim has threads, and
+    // a malloc in the child could wait forever on a lock another thread held at fork time.
+    let mut moved = raw.clone();
+    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec, on buffers made
+    // before the fork (no allocation in the child). A source that sits below the number of
+    // targets is first moved out of the way.
     unsafe {
         cmd.pre_exec(move || {
-            let mut moved = raw.clone();
+            moved.copy_from_slice(&raw);
             for fd in moved.iter_mut() {
                 if (*fd as usize) < raw.len() {
                     let n = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, raw.len() as i32);

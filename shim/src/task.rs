@@ -87,6 +87,20 @@ fn kill_running_child(pid: i32) -> bool {
     }
 }
 
+/// Before an init's exit is reported, the processes left in its container (it had no pid
+/// namespace of its own, so the kernel kills nothing else): the runtime's `kill --all`, then
+/// the execs the shim started, its own children, should the runtime have missed any.
+fn kill_leftovers(c: &Container) {
+    if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
+        log::warn!("kill the processes left in {}: {e}", c.id);
+    }
+    for exec in c.execs() {
+        if exec.exit().is_none() && exec.pid() > 0 && kill_running_child(exec.pid() as i32) {
+            log::warn!("exec {} of {} outlived kill --all", exec.exec_id, c.id);
+        }
+    }
+}
+
 /// Exits of pids not (yet) known: an exec can exit before its pid file is read.
 const PENDING_EXITS_MAX: usize = 4096;
 
@@ -173,8 +187,22 @@ impl Tasks {
     }
 
     fn on_exit(&self, exit: Exit) {
+        // An init without its own pid namespace takes its container's other processes with
+        // it: that runs the runtime (`kill --all`), so it happens before the lock is taken,
+        // or the Create/Start of every other container of a pod's shim would wait on it.
+        // Exits come one at a time from the monitor, so none of this container's is recorded
+        // in between, and its TaskExit still follows the kill.
+        let known = {
+            let _order = lock(&self.event_order);
+            self.find_by_pid(exit.pid)
+        };
+        if let Some((c, p)) = &known {
+            if p.exec_id.is_empty() && c.kill_all_on_exit && p.exit().is_none() {
+                kill_leftovers(c);
+            }
+        }
         let mut pending = lock(&self.event_order);
-        match self.find_by_pid(exit.pid) {
+        match known.or_else(|| self.find_by_pid(exit.pid)) {
             Some((c, p)) => self.record_exit(&c, &p, exit),
             None => {
                 if pending.len() >= PENDING_EXITS_MAX {
@@ -189,20 +217,6 @@ impl Tasks {
     fn record_exit(&self, c: &Container, p: &Process, exit: Exit) {
         if p.exit().is_some() {
             return;
-        }
-        if p.exec_id.is_empty() && c.kill_all_on_exit {
-            // Before the exit is seen, so nothing of the container outlives its TaskExit.
-            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
-                log::warn!("kill the processes left in {}: {e}", c.id);
-            }
-            // The execs the shim started are its own children: should the runtime have
-            // missed any, they go too.
-            for exec in c.execs() {
-                if exec.exit().is_none() && exec.pid() > 0 && kill_running_child(exec.pid() as i32)
-                {
-                    log::warn!("exec {} of {} outlived kill --all", exec.exec_id, c.id);
-                }
-            }
         }
         if !p.set_exited(exit.status as u32, exit.at) {
             return;
@@ -225,9 +239,13 @@ impl Tasks {
         );
     }
 
-    /// Applies an exit that arrived before the pid was known. `event_order` held.
+    /// Applies an exit that arrived before the pid was known. `event_order` held (an init
+    /// that died before its pid was read is rare enough to kill its leftovers under it).
     fn claim_pending(&self, pending: &mut HashMap<i32, Exit>, c: &Container, p: &Process) {
         if let Some(exit) = pending.remove(&(p.pid() as i32)) {
+            if p.exec_id.is_empty() && c.kill_all_on_exit && p.exit().is_none() {
+                kill_leftovers(c);
+            }
             self.record_exit(c, p, exit);
         }
     }
