@@ -642,6 +642,11 @@ state = "{d}/state"
                 found.push(format!("mount {line}"));
             }
         }
+        // the pods' network namespaces, which CRI keeps under its (private) /run/netns
+        let netns = self.in_mount_ns("ls /run/netns 2>/dev/null");
+        for l in String::from_utf8_lossy(&netns.stdout).lines() {
+            found.push(format!("pod netns {l}"));
+        }
         let veths = self.on_node("ip -o link show type veth");
         for l in String::from_utf8_lossy(&veths.stdout).lines() {
             found.push(format!("veth {l}"));

@@ -108,6 +108,21 @@ fn pod_lifecycle(handler: &str) {
     );
     let r = cri.exec_sync(&side, &["ping", "-c", "1", "-W", "3", GATEWAY4], 10);
     assert_eq!(r.exit_code, 0, "{handler}: pod to gateway: {r:?}");
+    // pod to pod: a second pod fetches the first one's page
+    let peer_cfg = cri.pod_config("peer", &[]);
+    let peer = cri.run_pod(&peer_cfg, handler);
+    let client = cri.container_config("client", "exec sleep 3600");
+    let client = cri.create_container(&peer, &peer_cfg, client);
+    cri.start_container(&client);
+    cri.wait_container(&client, ContainerState::ContainerRunning);
+    let get = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} 80 | tail -1",
+        net.ip
+    );
+    let r = cri.exec_sync(&client, &["sh", "-c", &get], 10);
+    assert_eq!(out(&r).trim(), "hello-cri", "{handler}: pod to pod {r:?}");
+    cri.stop_pod(&peer);
+    cri.remove_pod(&peer);
 
     cri.stop_pod(&pod);
     for c in cri.list_containers() {
@@ -362,6 +377,31 @@ fn streaming(handler: &str) {
         "{handler}: {s:?}"
     );
     assert!(s.status.contains("Success"), "{handler}: {s:?}");
+
+    // attach to a container on a terminal: what is typed comes back through the tty
+    let mut cfg = cri.container_config("tty", "exec cat");
+    cfg.stdin = true;
+    cfg.tty = true;
+    let tty = cri.create_container(&pod, &pod_cfg, cfg);
+    cri.start_container(&tty);
+    cri.wait_container(&tty, ContainerState::ContainerRunning);
+    let url = cri
+        .rt
+        .block_on(cri.runtime.attach(AttachRequest {
+            container_id: tty.clone(),
+            stdin: true,
+            tty: true,
+            stdout: true,
+            stderr: false,
+        }))
+        .unwrap_or_else(|e| panic!("{handler}: Attach with a TTY: {e}"))
+        .into_inner()
+        .url;
+    let s = cri.stream(&url, Some(b"typed-on-tty\n"), Some("typed-on-tty"));
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("typed-on-tty"),
+        "{handler}: {s:?}"
+    );
 
     // attach to the container's own stdin and stdout (cat echoes what it reads)
     let url = cri
