@@ -44,6 +44,45 @@ pub fn collect(pid: u32) -> Result<Any, String> {
     Ok(any)
 }
 
+/// The pids in the cgroup of process `pid` and in its sub-cgroups, read from `cgroup.procs`
+/// as the runtime's `ps` reads them (pure v2: the unified hierarchy; v1: the devices
+/// hierarchy, as runc's manager, or pids), without running the runtime.
+pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>, String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let paths = parse_proc_cgroup(&cgroups);
+    let key = if paths.len() == 1 && paths.contains_key("") {
+        ""
+    } else if paths.contains_key("devices") && mounts.contains_key("devices") {
+        "devices"
+    } else {
+        "pids"
+    };
+    let (rel, mnt) = paths
+        .get(key)
+        .zip(mounts.get(key))
+        .ok_or_else(|| format!("no {key:?} cgroup for pid {pid}"))?;
+    let mut pids = Vec::new();
+    collect_procs(&mnt.join(rel.trim_start_matches('/')), &mut pids)?;
+    Ok(pids)
+}
+
+fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<(), String> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map_err(|e| format!("{}: {e}", dir.join("cgroup.procs").display()))?;
+    pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_procs(&e.path(), pids)?;
+        }
+    }
+    Ok(())
+}
+
 /// Controller → cgroup path of the process (`""` for the unified hierarchy).
 fn parse_proc_cgroup(data: &str) -> HashMap<String, String> {
     let mut paths = HashMap::new();
@@ -321,6 +360,13 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cgroup_pids_lists_this_process() {
+        let me = std::process::id();
+        let pids = super::cgroup_pids(me).unwrap();
+        assert!(pids.contains(&me), "{me} not in {pids:?}");
+    }
+
     use super::*;
 
     fn write(dir: &Path, files: &[(&str, &str)]) {

@@ -536,9 +536,18 @@ impl Tasks {
             .filter(|p| p.pid() != 0)
             .map(|p| (p.pid(), p.exec_id.clone()))
             .collect();
-        let processes = c
-            .runtime
-            .ps(&c.id)?
+        // While the init runs, its cgroup is read directly (what the runtime's `ps` reads)
+        // instead of running the runtime for each call: liveness probes and `ctr task ps` call
+        // this often. Otherwise, or if that fails, the runtime answers.
+        let init = c.init.pid();
+        let direct = (init > 0 && c.init.exit().is_none())
+            .then(|| stats::cgroup_pids(init).ok())
+            .flatten();
+        let pids = match direct {
+            Some(p) => p,
+            None => c.runtime.ps(&c.id)?,
+        };
+        let processes = pids
             .into_iter()
             .map(|pid| ProcessInfo {
                 pid,
