@@ -167,3 +167,43 @@ fn an_absolute_program_runs_without_path_in_env() {
         c.finish();
     }
 }
+
+/// Without `linux.cgroupsPath`, the container's cgroup is the one runc makes (`/<id>` when the
+/// caller is in the root cgroup, as here), in every hierarchy, and it goes with the container.
+#[test]
+fn the_default_cgroup_is_runcs() {
+    let mut seen = Vec::new();
+    for rt in [Runtime::polis(), Runtime::runc()] {
+        let c = Container::new(&rt, "nocgpath", &["/bin/sleep", "300"]);
+        c.bundle
+            .edit(|s| {
+                s["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+            })
+            .unwrap();
+        c.create();
+        let pid = rt.state(&c.id)["pid"].as_i64().unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap()
+            .lines()
+            .map(|l| l.replace(&c.id, "<id>"))
+            .collect();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        if own.lines().any(|l| !l.ends_with(":/")) {
+            eprintln!("skipped: this test runs outside the root cgroup, where runc nests");
+            return;
+        }
+        rt.ok(&["delete", "--force", &c.id]);
+        let left: Vec<_> = polis_integration::leaks::cgroup_dirs(&format!("/{}", c.id))
+            .into_iter()
+            .filter(|d| d.exists())
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", rt.name);
+        seen.push((rt.name, lines));
+    }
+    assert!(
+        seen[0].1.iter().all(|l| l.ends_with(":/<id>")),
+        "polis-runc: {:?}",
+        seen[0].1
+    );
+    assert_eq!(seen[0].1, seen[1].1, "polis-runc and runc differ");
+}

@@ -151,7 +151,10 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
 pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        // polis patch: without `linux.cgroupsPath` the container's cgroup is `/<id>`, as runc
+        // makes it (upstream: a directory literally named `:youki:<id>` with the cgroupfs
+        // driver). The systemd driver reads this default as runc's `system.slice:runc:<id>`.
+        None => PathBuf::from(format!("/{container_id}")),
     }
 }
 
@@ -457,7 +460,7 @@ mod tests {
         let cid = "sample_container_id";
         assert_eq!(
             get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            PathBuf::from("/sample_container_id")
         );
         assert_eq!(
             get_cgroup_path(&Some(PathBuf::from("/youki")), cid),

@@ -91,11 +91,20 @@ impl TryFrom<&Path> for CgroupsPath {
             return Err(CgroupsPathError::NoPath);
         }
 
-        let parts = cgroups_path
+        let text = cgroups_path
             .to_str()
-            .ok_or_else(|| CgroupsPathError::InvalidUtf8(cgroups_path.to_path_buf()))?
-            .split(':')
-            .collect::<Vec<&str>>();
+            .ok_or_else(|| CgroupsPathError::InvalidUtf8(cgroups_path.to_path_buf()))?;
+        // polis patch: libcontainer's default for a spec without cgroupsPath is `/<id>`
+        // (runc's cgroupfs default); with systemd it is runc's default unit,
+        // `system.slice:runc:<id>` (the parent is filled in below).
+        if let Some(name) = text.strip_prefix('/').filter(|n| !n.contains(['/', ':'])) {
+            return Ok(CgroupsPath {
+                parent: "".to_owned(),
+                prefix: "runc".to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        let parts = text.split(':').collect::<Vec<&str>>();
 
         let destructured_path = match parts.len() {
             2 => CgroupsPath {
