@@ -303,6 +303,7 @@ fn spec_writes_a_config_that_runs() {
     c.bundle
         .edit(|s| {
             s["process"]["terminal"] = false.into();
+            s["root"]["readonly"] = false.into();
             s["process"]["args"] = serde_json::json!(["/bin/echo", "spec-ok"]);
             s["linux"]["cgroupsPath"] = c.bundle.cgroups_path.clone().into();
         })
@@ -310,6 +311,28 @@ fn spec_writes_a_config_that_runs() {
     let o = c.run();
     assert_eq!(stdout(&o), "spec-ok\n", "{}", stderr(&o));
     c.finish();
+}
+
+/// `spec` writes runc's document, field for field, and so does `spec --rootless`.
+#[test]
+fn spec_is_runcs_default_bundle() {
+    for extra in [&[][..], &["--rootless"][..]] {
+        let mut docs = Vec::new();
+        for rt in [Runtime::polis(), Runtime::runc()] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = vec!["spec", "--bundle", dir.path().to_str().unwrap()];
+            args.extend_from_slice(extra);
+            rt.ok(&args);
+            let doc: Value =
+                serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                    .unwrap();
+            docs.push(doc);
+        }
+        assert_eq!(
+            docs[0], docs[1],
+            "spec {extra:?}: polis-runc and runc differ"
+        );
+    }
 }
 
 #[test]

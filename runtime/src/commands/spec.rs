@@ -1,9 +1,9 @@
-//! `spec`: write runc's default config.json (or the rootless variant) into the bundle.
-
-use std::path::Path;
+//! `spec`: write runc's default config.json (or its rootless variant) into the bundle, the
+//! same document runc 1.1 writes, field for field: scripts and tools build bundles with
+//! `spec` and then rely on its defaults (a terminal, a read-only root, deny-all devices).
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType, Mount, Spec};
+use serde_json::{json, Value};
 
 use crate::cli::Spec as SpecArgs;
 
@@ -12,83 +12,101 @@ pub fn spec(args: SpecArgs) -> Result<i32> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    let mut spec = Spec::default();
-    spec.set_hostname(Some("polis".into()));
-    let spec = if args.rootless { rootless(spec)? } else { spec };
-    write(&spec, &path)?;
+    let mut spec = default_spec();
+    if args.rootless {
+        rootless(
+            &mut spec,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+    }
+    let data = serde_json::to_string_pretty(&spec)?;
+    std::fs::write(&path, data + "\n")
+        .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(0)
 }
 
-fn write(spec: &Spec, path: &Path) -> Result<()> {
-    let data = serde_json::to_string_pretty(spec)?;
-    std::fs::write(path, data + "\n").with_context(|| format!("failed to write {}", path.display()))
+fn default_spec() -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
 }
 
-/// The rootless changes runc makes: a user namespace mapping the caller to root, no network
-/// namespace, no cgroup limits, and sysfs/mqueue/cgroup mounts a user cannot make.
-fn rootless(mut spec: Spec) -> Result<Spec> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
-    let map = |host: u32| {
-        LinuxIdMappingBuilder::default()
-            .host_id(host)
-            .container_id(0u32)
-            .size(1u32)
-            .build()
-    };
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    let mut namespaces: Vec<_> = linux
-        .namespaces()
-        .clone()
+/// The changes runc makes for `--rootless`: the caller mapped to root in a new user namespace,
+/// no network namespace, no cgroup limits, devpts without a gid a user cannot give, and sysfs
+/// bound from the host (a user cannot mount it).
+fn rootless(spec: &mut Value, uid: u32, gid: u32) {
+    let linux = &mut spec["linux"];
+    let mut namespaces: Vec<Value> = linux["namespaces"]
+        .as_array()
+        .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| n.typ() != LinuxNamespaceType::Network)
+        .filter(|n| n["type"] != "network")
         .collect();
-    if !namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-    {
-        let mut ns = oci_spec::runtime::LinuxNamespace::default();
-        ns.set_typ(LinuxNamespaceType::User);
-        namespaces.push(ns);
+    namespaces.push(json!({"type": "user"}));
+    linux["namespaces"] = Value::Array(namespaces);
+    linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(l) = linux.as_object_mut() {
+        l.remove("resources");
     }
-    linux
-        .set_namespaces(Some(namespaces))
-        .set_uid_mappings(Some(vec![map(uid)?]))
-        .set_gid_mappings(Some(vec![map(gid)?]))
-        .set_resources(None);
-    spec.set_linux(Some(linux));
-    let mounts: Vec<Mount> = spec
-        .mounts()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| {
-            let d = m.destination().to_string_lossy();
-            d != "/sys/fs/cgroup" && d != "/dev/mqueue"
-        })
-        .map(|mut m| {
-            if m.destination() == Path::new("/sys") {
-                m.set_typ(Some("none".into()))
-                    .set_source(Some("/sys".into()))
-                    .set_options(Some(
-                        ["rbind", "nosuid", "noexec", "nodev", "ro"]
-                            .map(String::from)
-                            .to_vec(),
-                    ));
-            }
-            if let Some(opts) = m.options().clone() {
-                m.set_options(Some(
-                    opts.into_iter()
-                        .filter(|o| !o.starts_with("gid="))
-                        .collect(),
-                ));
-            }
-            m
-        })
-        .collect();
-    spec.set_mounts(Some(mounts));
-    Ok(spec)
+    for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        } else if let Some(opts) = m.get_mut("options").and_then(Value::as_array_mut) {
+            opts.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("gid=")));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -96,14 +114,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_parses_as_an_oci_spec() {
+        let s: oci_spec::runtime::Spec = serde_json::from_value(default_spec()).unwrap();
+        assert_eq!(s.process().as_ref().unwrap().terminal(), Some(true));
+        assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
+    }
+
+    #[test]
     fn rootless_spec_maps_the_caller_and_drops_netns() {
-        let s = rootless(Spec::default()).unwrap();
-        let linux = s.linux().as_ref().unwrap();
-        let ns = linux.namespaces().as_ref().unwrap();
-        assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-        assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
-        assert_eq!(linux.uid_mappings().as_ref().unwrap()[0].container_id(), 0);
-        assert!(linux.resources().is_none());
+        let mut s = default_spec();
+        rootless(&mut s, 1000, 1001);
+        let ns: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "user"]);
+        assert_eq!(s["linux"]["uidMappings"][0]["hostID"], 1000);
+        assert_eq!(s["linux"]["gidMappings"][0]["hostID"], 1001);
+        assert!(s["linux"].get("resources").is_none());
+        let parsed: oci_spec::runtime::Spec = serde_json::from_value(s).unwrap();
+        assert!(parsed.linux().as_ref().unwrap().resources().is_none());
     }
 
     #[test]
