@@ -29,7 +29,7 @@ for applet in $(/bin/busybox --list); do
 done
 cd "$work/bundle"
 "$runc_bin" spec
-jq --arg cg "/polis-demo/$id" '.process.terminal = false
+jq --arg cg "/polis-demo/$id" '.process.terminal = false | .hostname = "polis"
     | .process.args = ["/bin/sh", "-c", "echo Hello from a Polis container: $(hostname), pid $$, kernel $(uname -r)"]
     | .linux.cgroupsPath = $cg' config.json > config.json.new
 mv config.json.new config.json
