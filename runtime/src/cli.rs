@@ -243,7 +243,9 @@ pub struct Events {
     pub container_id: String,
 }
 
+// -1 (unlimited) is a value here, not a flag, as with runc
 #[derive(Args, Debug, Default)]
+#[command(allow_negative_numbers = true)]
 pub struct Update {
     /// Path to a file containing the resources to update or '-' to read from the standard input
     #[arg(short, long)]

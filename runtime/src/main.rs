@@ -11,7 +11,24 @@ mod seal;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Exit codes as runc's: 3 for a command it does not know ("No help topic"), 1 for
+        // any other usage error (an unknown flag, a bad value, a missing argument); --help and
+        // --version print on stdout and exit 0.
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                ErrorKind::InvalidSubcommand => 3,
+                _ => 1,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     if cli.global.version {
         print!("{}", commands::version_text());
         return;

@@ -14,10 +14,14 @@ pub fn delete(args: Delete, g: &GlobalOpts) -> Result<i32> {
     let id = &args.container_id;
     let dir = super::container_dir(g, id)?;
     if !dir.join("state.json").exists() {
-        if args.force && dir.exists() {
+        if args.force {
             // A create that died before writing its state: nothing runs, just clean the dir.
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("failed to remove {}", dir.display()))?;
+            // No dir at all: as runc, a forced delete of what does not exist succeeds (the
+            // state a caller wants is reached), silently.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("failed to remove {}", dir.display()))?;
+            }
             return Ok(0);
         }
         bail!("container {id:?} does not exist");

@@ -26,7 +26,20 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
     // The terminal flag comes from the process we hand over: read back only a caller's file.
     let (process_file, terminal) = match &args.process {
-        Some(p) => (TempFile::borrowed(p.clone()), load_terminal(p)?),
+        Some(p) => {
+            let (process, filled) = load_process(p)?;
+            let terminal = process["terminal"].as_bool().unwrap_or(false);
+            if filled {
+                let path = container
+                    .root
+                    .join(format!("exec-{}.json", std::process::id()));
+                std::fs::write(&path, serde_json::to_vec(&process)?)
+                    .with_context(|| format!("failed to write {}", path.display()))?;
+                (TempFile::owned(path), terminal)
+            } else {
+                (TempFile::borrowed(p.clone()), terminal)
+            }
+        }
         None => {
             let spec = Spec::load(container.bundle().join("config.json"))
                 .with_context(|| format!("failed to load config.json of container {id:?}"))?;
@@ -76,12 +89,23 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
     SignalForwarder::block()?.wait(pid, console)
 }
 
-fn load_terminal(path: &Path) -> Result<bool> {
+/// A caller's process.json, checked, with what runc defaults filled in: a process without
+/// `user` runs as 0:0. Returns it and whether anything was filled in.
+fn load_process(path: &Path) -> Result<(serde_json::Value, bool)> {
     let data = std::fs::read(path)
         .with_context(|| format!("failed to read process {}", path.display()))?;
-    let process: Process = serde_json::from_slice(&data)
+    let mut v: serde_json::Value = serde_json::from_slice(&data)
         .with_context(|| format!("invalid process json {}", path.display()))?;
-    Ok(process.terminal().unwrap_or(false))
+    let obj = v
+        .as_object_mut()
+        .with_context(|| format!("invalid process json {}: not an object", path.display()))?;
+    let filled = !obj.contains_key("user");
+    if filled {
+        obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    let _: Process = serde_json::from_value(v.clone())
+        .with_context(|| format!("invalid process json {}", path.display()))?;
+    Ok((v, filled))
 }
 
 /// The container's process spec with exec's overrides applied.

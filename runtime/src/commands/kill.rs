@@ -10,6 +10,20 @@ use crate::cli::{GlobalOpts, Kill};
 
 pub fn kill(args: Kill, g: &GlobalOpts) -> Result<i32> {
     let id = &args.container_id;
+    // Signal 0 checks that the init is alive, as kill(2) and runc do; nothing is sent.
+    if args.signal.trim_start_matches("SIG") == "0" {
+        let container = super::load(g, id)?;
+        let alive = !matches!(
+            container.status(),
+            ContainerStatus::Stopped | ContainerStatus::Creating
+        ) && container
+            .pid()
+            .is_some_and(|p| nix::sys::signal::kill(p, None).is_ok());
+        if !alive {
+            bail!("cannot kill container {id:?}: container not running");
+        }
+        return Ok(0);
+    }
     let signal = parse_signal(&args.signal)?;
     let mut container = super::load(g, id)?;
     let status = container.status();

@@ -71,7 +71,12 @@ impl Container {
     }
 
     pub fn can_exec(&self) -> bool {
-        self.state.status == ContainerStatus::Running
+        // polis patch: a created container can be exec'd into, as with runc (its init waits
+        // for `start` in the container's namespaces and cgroups, which are all there)
+        matches!(
+            self.state.status,
+            ContainerStatus::Running | ContainerStatus::Created
+        )
     }
 
     pub fn can_pause(&self) -> bool {
