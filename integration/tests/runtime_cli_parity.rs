@@ -143,6 +143,27 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "HOME of a user /etc/passwd does not know, and of root",
+        args: SLEEP,
+        steps: &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (
+                &[
+                    "exec",
+                    "--user",
+                    "1234:1234",
+                    "{id}",
+                    "/bin/sh",
+                    "-c",
+                    "echo $HOME",
+                ],
+                Cmp::Out,
+            ),
+            (&["exec", "{id}", "/bin/sh", "-c", "echo $HOME"], Cmp::Out),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    },
+    Scenario {
         name: "start twice, kill unknown signal",
         args: SLEEP,
         steps: &[

@@ -1062,9 +1062,10 @@ fn verify_cwd() -> Result<()> {
 /// Set the HOME environment variable if it is not already set or is empty.
 fn set_home_env_if_not_exists(envs: &mut HashMap<String, String>, uid: Uid) {
     if envs.get("HOME").is_none_or(|v| v.is_empty()) {
-        if let Some(dir_home) = utils::get_user_home(uid.into()) {
-            set_home_from_path(envs, &dir_home);
-        }
+        // polis patch: a user the image's /etc/passwd does not know (or an image without
+        // one) gets HOME=/, as with runc; upstream left HOME unset
+        let dir_home = utils::get_user_home(uid.into()).unwrap_or_else(|| "/".into());
+        set_home_from_path(envs, &dir_home);
     }
 }
 
