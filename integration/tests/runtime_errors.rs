@@ -205,3 +205,44 @@ fn a_refused_oom_score_adj_is_named() {
         c.finish();
     }
 }
+
+/// A container that cannot start fails with one line that names the container and the thing
+/// at fault, as runc's do, without the library's plumbing ("exec process failed with error
+/// error in executing process", a second "failed to create container", "youki").
+#[test]
+fn a_failed_start_is_one_line_naming_the_cause() {
+    let rt = Runtime::polis();
+    for (tag, needle, edit) in [
+        (
+            "nobin",
+            "/no-such-binary",
+            Box::new(|s: &mut serde_json::Value| {
+                s["process"]["args"] = serde_json::json!(["/no-such-binary"]);
+            }) as Box<dyn Fn(&mut serde_json::Value)>,
+        ),
+        (
+            "nosrc",
+            "/no-such-source",
+            Box::new(|s: &mut serde_json::Value| {
+                s["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/x", "type": "bind", "source": "/no-such-source",
+                    "options": ["rbind"]
+                }));
+            }),
+        ),
+    ] {
+        let c = Container::new(&rt, tag, &["/bin/true"]);
+        c.bundle.edit(|s| edit(s)).unwrap();
+        let o = c.run();
+        assert_eq!(o.status.code(), Some(1), "{tag}: {o:?}");
+        let err = stderr(&o);
+        assert_eq!(err.trim().lines().count(), 1, "{tag}: {err}");
+        for want in [needle, c.id.as_str()] {
+            assert!(err.contains(want), "{tag}: {err:?} does not name {want}");
+        }
+        for plumbing in ["youki", "exec process failed", "error in executing process"] {
+            assert!(!err.contains(plumbing), "{tag}: {err}");
+        }
+        c.finish();
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -20,15 +20,18 @@ use crate::cli::LogFormat;
 
 /// Installs the global logger: `--log` file (appended) or stderr, text or json, info or debug.
 pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
-    // libcontainer narrates routine steps at info/warn ("cgroup X not supported"); runc users
-    // expect a quiet runtime that logs problems, so only its errors pass unless --debug.
+    // libcontainer narrates routine steps at info/warn ("cgroup X not supported") and logs
+    // each failure at every layer it passes; runc users expect one line per problem. The
+    // chain of causes reaches our final error (the init sends it whole), so the libraries
+    // are heard only with --debug.
     let filter = if debug {
         Targets::new().with_default(Level::DEBUG)
     } else {
         Targets::new()
             .with_default(Level::INFO)
-            .with_target("libcontainer", Level::ERROR)
-            .with_target("libcgroups", Level::ERROR)
+            .with_target("libcontainer", LevelFilter::OFF)
+            .with_target("libcgroups", LevelFilter::OFF)
+            .with_target("pathrs", LevelFilter::OFF)
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(Level::DEBUG)

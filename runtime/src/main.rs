@@ -56,7 +56,7 @@ fn main() {
     let code = match commands::dispatch(command, g) {
         Ok(code) => code,
         Err(err) => {
-            let msg = format!("{err:#}");
+            let msg = one_line(&format!("{err:#}"));
             tracing::error!("{msg}");
             // Like runc: the error goes to the log, and to stderr too unless the log already is stderr.
             if g.log.is_some() {
@@ -66,4 +66,33 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The error as one line that names what failed once: libcontainer wraps the init's error in
+/// phrases of its own plumbing ("exec process failed with error error in executing process :",
+/// a second "failed to create container:"), which say nothing to a user.
+fn one_line(msg: &str) -> String {
+    const PLUMBING: &[&str] = &[
+        "failed to create container: ",
+        "failed to run container process ",
+        "exec process failed with error ",
+        "error in executing process : ",
+    ];
+    let mut out = msg.replace('\n', " ");
+    for p in PLUMBING {
+        out = out.replace(p, "");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plumbing_phrases_are_dropped() {
+        let m = "failed to create container \"e1\": failed to create container: exec process failed with error error in executing process : executable /nope: No such file";
+        assert_eq!(
+            super::one_line(m),
+            "failed to create container \"e1\": executable /nope: No such file"
+        );
+    }
 }

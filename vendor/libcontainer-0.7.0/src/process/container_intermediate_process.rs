@@ -179,7 +179,18 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    // polis patch: the main process gets the whole chain of causes (upstream
+                    // sent the outermost message only: "failed to prepare rootfs")
+                    let mut msg = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        let part = s.to_string();
+                        if !msg.contains(&part) {
+                            msg = format!("{msg}: {part}");
+                        }
+                        source = s.source();
+                    }
+                    if let Err(err) = init_main_sender.exec_failed(msg) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {

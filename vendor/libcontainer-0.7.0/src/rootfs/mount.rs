@@ -576,9 +576,14 @@ impl Mount {
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
         let src = if is_bind(m) {
+            // polis patch: the error names the source (upstream: a bare "io error")
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
-                err
+                MountError::Custom(format!(
+                    "bind mount source {} for {}: {err}",
+                    source.display(),
+                    container_dest.display()
+                ))
             })?;
 
             if src.is_dir() {
