@@ -151,14 +151,22 @@ pub(super) fn task_file(pid: Pid) -> &'static str {
 /// polis patch: the directory of `cgroup_path` in the cgroup2 mount of a hybrid host (v1
 /// hierarchies and a cgroup2 mount side by side), where a container's processes belong too.
 /// `None` on a legacy or unified host, or for an empty path.
+/// Only systemd's standard place for it is looked at (`/sys/fs/cgroup/unified` on a
+/// `/sys/fs/cgroup` tmpfs), with two statfs calls: this runs in every container start, and
+/// reading mountinfo here cost more than it saves elsewhere. A hybrid layout mounted anywhere
+/// else still works, by the slower `cgroup.procs` join.
 pub fn hybrid_unified_dir(cgroup_path: &std::path::Path) -> Option<PathBuf> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
     use crate::common::PathBufExt;
     if cgroup_path.as_os_str().is_empty() {
         return None;
     }
-    let mounts = list_cgroup_mounts().ok()?;
-    if mounts.v1.is_empty() {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let unified = root.join("unified");
+    if statfs(root).ok()?.filesystem_type() != TMPFS_MAGIC
+        || statfs(&unified).ok()?.filesystem_type() != CGROUP2_SUPER_MAGIC
+    {
         return None;
     }
-    mounts.unified?.join_safely(cgroup_path).ok()
+    unified.join_safely(cgroup_path).ok()
 }
