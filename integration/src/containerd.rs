@@ -64,29 +64,16 @@ impl Containerd {
         let runc = crate::polis_bin("polis-runc");
         std::os::unix::fs::symlink(&shim, bin.join("containerd-shim-polis-v2")).unwrap();
         std::os::unix::fs::symlink(&runc, bin.join("polis-runc")).unwrap();
-        let ns_dir = dir.path().join("ns");
-        std::fs::create_dir_all(&ns_dir).unwrap();
-        let ns_file = ns_dir.join("mnt");
-        run_ok(
-            Command::new("mount")
-                .arg("--bind")
-                .arg(&ns_dir)
-                .arg(&ns_dir),
+        let ns_file = pinned_mount_ns(
+            dir.path(),
+            "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd",
         );
-        run_ok(Command::new("mount").arg("--make-private").arg(&ns_dir));
-        std::fs::write(&ns_file, "").unwrap();
         let mut c = Self {
             dir,
             namespace,
             child: None,
             ns_file,
         };
-        run_ok(
-            Command::new("unshare")
-                .arg(format!("--mount={}", c.ns_file.display()))
-                .args(["--propagation", "private", "sh", "-c"])
-                .arg("mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd"),
-        );
         c.write_config();
         c.launch();
         c.import_busybox();
@@ -338,4 +325,28 @@ pub fn shim_pids_of(sock: &Path) -> Vec<i32> {
         }
     }
     pids
+}
+
+/// A private mount namespace pinned to `<dir>/ns/mnt` (so a restarted containerd finds the
+/// same one), prepared by the shell script `setup` run inside it; returns the pin file.
+/// containerd hard-codes paths under /run (and CRI under /var/lib): the script gives it
+/// private copies.
+pub fn pinned_mount_ns(dir: &Path, setup: &str) -> PathBuf {
+    let ns_dir = dir.join("ns");
+    std::fs::create_dir_all(&ns_dir).unwrap();
+    let ns_file = ns_dir.join("mnt");
+    run_ok(
+        Command::new("mount")
+            .arg("--bind")
+            .arg(&ns_dir)
+            .arg(&ns_dir),
+    );
+    run_ok(Command::new("mount").arg("--make-private").arg(&ns_dir));
+    std::fs::write(&ns_file, "").unwrap();
+    run_ok(
+        Command::new("unshare")
+            .arg(format!("--mount={}", ns_file.display()))
+            .args(["--propagation", "private", "sh", "-c", setup]),
+    );
+    ns_file
 }

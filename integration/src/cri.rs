@@ -125,27 +125,12 @@ impl Cri {
         )
         .unwrap();
 
-        let ns_dir = d.join("ns");
-        std::fs::create_dir_all(&ns_dir).unwrap();
-        let ns_file = ns_dir.join("mnt");
-        run_ok(
-            Command::new("mount")
-                .arg("--bind")
-                .arg(&ns_dir)
-                .arg(&ns_dir),
-        );
-        run_ok(Command::new("mount").arg("--make-private").arg(&ns_dir));
-        std::fs::write(&ns_file, "").unwrap();
         // containerd hard-codes /run/containerd (shim sockets, fifos), CRI /var/run/netns and
         // libcni /var/lib/cni: private copies of both trees in the pinned mount namespace.
-        run_ok(
-            Command::new("unshare")
-                .arg(format!("--mount={}", ns_file.display()))
-                .args(["--propagation", "private", "sh", "-c"])
-                .arg(
-                    "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd \
-                     && mount -t tmpfs -o mode=755 polis-varlib /var/lib && mkdir -p /var/lib/cni",
-                ),
+        let ns_file = crate::containerd::pinned_mount_ns(
+            &d,
+            "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd \
+             && mount -t tmpfs -o mode=755 polis-varlib /var/lib && mkdir -p /var/lib/cni",
         );
 
         let cgroup_parent = format!("/{name}");

@@ -19,12 +19,7 @@ const V2_TYPE: &str = "io.containerd.cgroups.v2.Metrics";
 const TICKS_PER_SECOND: u64 = 100;
 
 pub fn collect(pid: u32) -> Result<Any, String> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    let mounts = cgroup_mounts(&mountinfo);
-    let paths = parse_proc_cgroup(&cgroups);
+    let (paths, mounts) = cgroups_of(pid)?;
     let (type_url, value) = match (paths.get("").zip(mounts.get("")), paths.len()) {
         (Some((rel, mnt)), 1) => {
             let m = metrics_v2(&mnt.join(rel.trim_start_matches('/')));
@@ -48,12 +43,7 @@ pub fn collect(pid: u32) -> Result<Any, String> {
 /// as the runtime's `ps` reads them (pure v2: the unified hierarchy; v1: the devices
 /// hierarchy, as runc's manager, or pids), without running the runtime.
 pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>, String> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    let mounts = cgroup_mounts(&mountinfo);
-    let paths = parse_proc_cgroup(&cgroups);
+    let (paths, mounts) = cgroups_of(pid)?;
     let key = if paths.len() == 1 && paths.contains_key("") {
         ""
     } else if paths.contains_key("devices") && mounts.contains_key("devices") {
@@ -81,6 +71,18 @@ fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The cgroup paths of process `pid` by controller, and the mount point of each controller's
+/// hierarchy (`""` for cgroup2).
+type CgroupsOf = (HashMap<String, String>, HashMap<String, PathBuf>);
+
+fn cgroups_of(pid: u32) -> Result<CgroupsOf, String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    Ok((parse_proc_cgroup(&cgroups), cgroup_mounts(&mountinfo)))
 }
 
 /// Controller → cgroup path of the process (`""` for the unified hierarchy).
