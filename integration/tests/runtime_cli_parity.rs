@@ -164,6 +164,46 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "update: cpu period alone, quota alone, cpuset, a paused container",
+        args: SLEEP,
+        steps: &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["update", "--cpu-period", "50000", "{id}"], Cmp::Code),
+            (&["update", "--cpu-quota", "20000", "{id}"], Cmp::Code),
+            (&["update", "--cpuset-cpus", "0", "{id}"], Cmp::Code),
+            (&["pause", "{id}"], Cmp::Code),
+            (&["update", "--pids-limit", "50", "{id}"], Cmp::Code),
+            (&["resume", "{id}"], Cmp::Code),
+            (
+                &["exec", "{id}", "/bin/cat", "/sys/fs/cgroup/pids/pids.max"],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    },
+    Scenario {
+        name: "events --stats once",
+        args: SLEEP,
+        steps: &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["events", "--stats", "{id}"], Cmp::Code),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    },
+    Scenario {
+        name: "checkpoint and restore where CRIU is missing",
+        args: SLEEP,
+        steps: &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["checkpoint", "{id}"], Cmp::Code),
+            (
+                &["restore", "--bundle", "{bundle}", "{id}-restored"],
+                Cmp::Code,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    },
+    Scenario {
         name: "start twice, kill unknown signal",
         args: SLEEP,
         steps: &[

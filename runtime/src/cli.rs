@@ -82,6 +82,17 @@ pub enum Command {
     Spec(Spec),
     /// Show the enabled features
     Features,
+    /// Checkpoint a running container (needs CRIU; not offered by polis-runc yet)
+    Checkpoint(Criu),
+    /// Restore a container from a previous checkpoint (needs CRIU; not offered yet)
+    Restore(Criu),
+}
+
+/// `checkpoint`/`restore`: runc's flags are accepted, so a caller gets the real reason.
+#[derive(Args, Debug)]
+pub struct Criu {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -40,6 +40,10 @@ pub fn dispatch(command: Command, g: &GlobalOpts) -> Result<i32> {
         Command::Update(a) => update::update(*a, g),
         Command::Spec(a) => spec::spec(a),
         Command::Features => features::features(),
+        Command::Checkpoint(_) | Command::Restore(_) => anyhow::bail!(
+            "checkpoint/restore need CRIU, which polis-runc does not support yet; \
+             use runc for containers that must be checkpointed"
+        ),
     }
 }
 
