@@ -81,7 +81,26 @@ pub fn check_bundle(bundle: &Path) -> Result<Spec> {
     if spec.process().is_none() {
         bail!("{}: process is missing", config.display());
     }
+    let unified = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.unified().as_ref())
+        .is_some_and(|u| !u.is_empty());
+    if unified && !cgroup2_host() {
+        // runc's v1 manager refuses them too: they would be silently dropped otherwise
+        bail!(
+            "invalid configuration: {}: linux.resources.unified needs a cgroup v2 host (this one is v1 or hybrid)",
+            config.display()
+        );
+    }
     Ok(spec)
+}
+
+/// Whether /sys/fs/cgroup is a cgroup2 mount (a unified host).
+fn cgroup2_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 fn remove_leftovers(dir: &Path) {
