@@ -107,29 +107,8 @@ impl Containerd {
     /// Starts (or restarts) containerd inside the pinned mount namespace.
     pub fn launch(&mut self) {
         let d = self.dir.path();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(d.join("containerd.log"))
-            .unwrap();
-        let path = format!(
-            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            d.join("bin").display()
-        );
         let _ = std::fs::remove_file(self.sock());
-        let child = Command::new("nsenter")
-            .arg(format!("--mount={}", self.ns_file.display()))
-            .arg("--")
-            .arg("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        self.child = Some(child);
+        self.child = Some(spawn_containerd(d, &self.ns_file, None));
         let sock = self.sock();
         wait_until("containerd's socket", Duration::from_secs(30), || {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -349,4 +328,34 @@ pub fn pinned_mount_ns(dir: &Path, setup: &str) -> PathBuf {
             .args(["--propagation", "private", "sh", "-c", setup]),
     );
     ns_file
+}
+
+/// containerd with `<dir>/config.toml`, in the pinned mount namespace `ns_file` (and the
+/// network namespace `netns` under /run/netns, if given), `<dir>/bin` first on its PATH (the
+/// shim and polis-runc are found there), its output appended to `<dir>/containerd.log`.
+pub fn spawn_containerd(dir: &Path, ns_file: &Path, netns: Option<&str>) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        dir.join("bin").display()
+    );
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--mount={}", ns_file.display()));
+    if let Some(n) = netns {
+        cmd.arg(format!("--net=/run/netns/{n}"));
+    }
+    cmd.arg("--")
+        .arg("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start containerd")
 }

@@ -215,24 +215,7 @@ state = "{d}/state"
         );
         std::fs::write(d.join("config.toml"), cfg).unwrap();
 
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let path = format!(
-            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            bin.display()
-        );
-        let child = Command::new("nsenter")
-            .arg(format!("--mount={}", ns_file.display()))
-            .arg(format!("--net=/run/netns/{node_netns}"))
-            .arg("--")
-            .arg("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let child = crate::containerd::spawn_containerd(&d, &ns_file, Some(&node_netns));
         let (runtime, images) = {
             let sock = sock.clone();
             let deadline = Instant::now() + Duration::from_secs(30);
