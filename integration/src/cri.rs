@@ -545,14 +545,24 @@ state = "{d}/state"
         }
     }
 
+    /// RemovePodSandbox, retried as kubelet retries it in one case: containerd 1.6 can race
+    /// its own removal of a container's directory against a late TaskOOM event that writes
+    /// the container's status there ("directory not empty"); seen with the Go shim right
+    /// after an OOM kill. Any other error fails at once.
     pub fn remove_pod(&mut self, id: &str) {
-        let r = self
-            .rt
-            .block_on(self.runtime.remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: id.into(),
-            }));
-        if let Err(e) = r {
-            panic!("RemovePodSandbox: {e}\n{}", self.log_tail());
+        for attempt in 0.. {
+            let r = self
+                .rt
+                .block_on(self.runtime.remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: id.into(),
+                }));
+            match r {
+                Ok(_) => return,
+                Err(e) if attempt < 3 && e.message().contains("directory not empty") => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("RemovePodSandbox: {e}\n{}", self.log_tail()),
+            }
         }
     }
 
