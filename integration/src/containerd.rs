@@ -190,54 +190,24 @@ impl Containerd {
     }
 
     /// Everything this instance may leave: shim processes, container cgroups of its
-    /// namespace, mounts under its dir.
+    /// namespace (the runtime leaves the namespace's parent cgroup, as runc does; its children
+    /// are the containers' and must be gone), mounts under its dir.
     pub fn leftovers(&self) -> Vec<String> {
-        let mut found: Vec<String> = self
-            .shim_pids()
-            .into_iter()
-            .map(|p| format!("shim process {p}"))
-            .collect();
-        // The runtime leaves the namespace's parent cgroup (as runc does); its children
-        // are the containers' and must be gone.
-        for dir in crate::leaks::cgroup_dirs(&format!("/{}", self.namespace)) {
-            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    found.push(format!("cgroup dir {}", e.path().display()));
-                }
-            }
-        }
-        let d = self.dir.path().to_string_lossy().into_owned();
-        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
-            for line in mi.lines().filter(|l| l.contains(&d)) {
-                if !line.contains(
-                    &self
-                        .ns_file
-                        .parent()
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                ) {
-                    found.push(format!("mount {line}"));
-                }
-            }
-        }
-        found
+        instance_leftovers(
+            &self.sock(),
+            &format!("/{}", self.namespace),
+            self.dir.path(),
+            &self.ns_file,
+        )
     }
 
     /// Removes every task and container of the namespace, then checks nothing is left once
     /// the shims have gone.
     pub fn clean_and_check(&self) {
         self.clean();
-        let mut left = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            left = self.leftovers();
-            if left.is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if let Err(left) = settle(|| self.leftovers()) {
+            panic!("left behind: {left:#?}");
         }
-        panic!("left behind: {left:#?}");
     }
 }
 
@@ -358,4 +328,50 @@ pub fn spawn_containerd(dir: &Path, ns_file: &Path, netns: Option<&str>) -> Chil
         .stderr(log)
         .spawn()
         .expect("start containerd")
+}
+
+/// What a private containerd's containers may leave: shims serving `sock`, cgroups below
+/// `cgroup_parent` in every hierarchy, mounts under `dir` (the pinned namespace `ns_file`
+/// itself aside).
+pub fn instance_leftovers(
+    sock: &Path,
+    cgroup_parent: &str,
+    dir: &Path,
+    ns_file: &Path,
+) -> Vec<String> {
+    let mut found: Vec<String> = shim_pids_of(sock)
+        .into_iter()
+        .map(|p| format!("shim process {p}"))
+        .collect();
+    for cg in crate::leaks::cgroup_dirs(cgroup_parent) {
+        for e in std::fs::read_dir(&cg).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                found.push(format!("cgroup dir {}", e.path().display()));
+            }
+        }
+    }
+    let d = dir.to_string_lossy().into_owned();
+    let pin = ns_file.parent().unwrap().to_string_lossy().into_owned();
+    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in mi.lines().filter(|l| l.contains(&d) && !l.contains(&pin)) {
+            found.push(format!("mount {line}"));
+        }
+    }
+    found
+}
+
+/// Polls `leftovers` for up to 20 s (cgroups and shims trail the last exit by a moment);
+/// the last list if something is still there.
+pub fn settle(mut leftovers: impl FnMut() -> Vec<String>) -> Result<(), Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = leftovers();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

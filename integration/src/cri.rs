@@ -596,30 +596,12 @@ state = "{d}/state"
     /// Everything the pods may leave: shims, the pods' cgroups, mounts, veths, IP
     /// reservations and port-mapping rules in the node namespace.
     pub fn leftovers(&self) -> Vec<String> {
-        let mut found: Vec<String> = self
-            .shim_pids()
-            .into_iter()
-            .map(|p| format!("shim process {p}"))
-            .collect();
-        for dir in crate::leaks::cgroup_dirs(&self.cgroup_parent) {
-            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    found.push(format!("cgroup dir {}", e.path().display()));
-                }
-            }
-        }
-        let d = self.dir().to_string_lossy().into_owned();
-        let pin = self
-            .ns_file
-            .parent()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
-            for line in mi.lines().filter(|l| l.contains(&d) && !l.contains(&pin)) {
-                found.push(format!("mount {line}"));
-            }
-        }
+        let mut found = crate::containerd::instance_leftovers(
+            &self.sock(),
+            &self.cgroup_parent,
+            self.dir(),
+            &self.ns_file,
+        );
         // the pods' network namespaces, which CRI keeps under its (private) /run/netns
         let netns = self.in_mount_ns("ls /run/netns 2>/dev/null");
         for l in String::from_utf8_lossy(&netns.stdout).lines() {
@@ -647,16 +629,9 @@ state = "{d}/state"
 
     /// Waits until nothing of the pods is left, or panics listing what is.
     pub fn assert_nothing_left(&self) {
-        let mut left = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            left = self.leftovers();
-            if left.is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if let Err(left) = crate::containerd::settle(|| self.leftovers()) {
+            panic!("left behind: {left:#?}\n{}", self.log_tail());
         }
-        panic!("left behind: {left:#?}\n{}", self.log_tail());
     }
 
     /// Polls a container until CRI reports `state`.
