@@ -108,11 +108,13 @@ impl Io {
     // there is need to convert from the cgroup v1 configuration to cgroup v2
     // the formula for BlkIOWeight to IOWeight is y = (1 + (x - 10) * 9999 / 990)
     // convert linearly from [10-1000] to [1-10000]
-    fn convert_cfq_io_weight_to_bfq(v: u16) -> u16 {
+    // polis patch: computed in u32; in u16 the product overflows for every weight above 16
+    // (500 gave 51 instead of runc's 4950).
+    fn convert_cfq_io_weight_to_bfq(v: u16) -> u32 {
         if v == 0 {
             return 0;
         }
-        1 + (v.saturating_sub(10)) * 9999 / 990
+        1 + u32::from(v.saturating_sub(10)) * 9999 / 990
     }
 
     fn io_max_path(path: &Path) -> PathBuf {

@@ -74,7 +74,20 @@ impl InitContainerBuilder {
 
     /// Creates a new container
     pub fn build(self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+        let mut spec = self.load_spec()?;
+        // polis patch: without linux.cgroupsPath, the cgroupfs driver's cgroup is where runc
+        // puts it, fixed here once so that every later step (and the saved config that delete
+        // and exec read) agrees; the systemd driver keeps the `/<id>` marker (runc's
+        // `system.slice:runc:<id>` unit).
+        if !self.use_systemd {
+            if let Some(linux) = spec.linux_mut() {
+                if linux.cgroups_path().is_none() {
+                    linux.set_cgroups_path(Some(crate::utils::runc_default_cgroup_path(
+                        &self.base.container_id,
+                    )));
+                }
+            }
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
@@ -132,6 +145,7 @@ impl InitContainerBuilder {
             stderr: self.base.stderr,
             as_sibling: self.as_sibling,
             sub_cgroup_path: None,
+            join_cgroup_dirs: Vec::new(),
             process_label: None,
         };
 

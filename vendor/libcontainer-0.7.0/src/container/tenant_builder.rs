@@ -347,6 +347,15 @@ impl TenantContainerBuilder {
         Self::validate_spec(&spec)?;
 
         spec.canonicalize_rootfs(container.bundle())?;
+        // polis patch: an exec joins the cgroup its container was created in, which the
+        // saved config holds (a default path depends on the creator's own cgroup).
+        if let Some(linux) = spec.linux_mut() {
+            if linux.cgroups_path().is_none() {
+                if let Ok(config) = crate::config::YoukiConfig::load(container.root.clone()) {
+                    linux.set_cgroups_path(Some(config.cgroup_path));
+                }
+            }
+        }
         Ok(spec)
     }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make test-v2`: the cgroup v2 + systemd suite, in the nested guest of scripts/v2vm.sh.
+# The release binaries (make build) and the test binaries, built here on the host, are shared
+# into the guest read-only at their own paths; nothing is compiled in the guest.
+#
+#   scripts/test-v2.sh [TEST-BINARY]...     (default: every integration/tests/v2_*.rs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+cargo=${CARGO:-cargo}
+
+if [ $# -gt 0 ]; then
+  names=("$@")
+else
+  names=()
+  for f in integration/tests/v2_*.rs; do names+=("$(basename "$f" .rs)"); done
+fi
+args=()
+for n in "${names[@]}"; do args+=(--test "$n"); done
+mapfile -t bins < <("$cargo" test -p polis-integration "${args[@]}" --no-run --message-format=json |
+  jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.kind == ["test"]) | .executable')
+[ "${#bins[@]}" -eq "${#names[@]}" ] || { echo "test-v2: expected ${#names[@]} test binaries, got: ${bins[*]}" >&2; exit 1; }
+for b in polis-runc containerd-shim-polis-v2 polis-bridge polis-ipam polis-snapshotter; do
+  [ -x "target/release/$b" ] || { echo "test-v2: target/release/$b is missing (make build)" >&2; exit 1; }
+done
+
+# One test binary after another, each test in it after another: the guest has 2 emulated
+# CPUs, and the runtimes' start-up is what the emulation makes slow.
+script='rc=0
+for b in "$@"; do
+  echo "== ${b##*/}"
+  "$b" --test-threads 1 || rc=1
+done
+exit $rc'
+scripts/v2vm.sh -s "$repo" -t "${POLIS_V2_TIMEOUT:-1200}" \
+  -e POLIS_BIN_DIR="$repo/target/release" -e RUST_BACKTRACE=1 \
+  -- bash -c "$script" test-v2 "${bins[@]}"
