@@ -64,6 +64,15 @@ demo: deps build
 bench: deps build
 	bench/runtime.sh
 
+# Long runs under load (issue 13), not part of `make test`: churn, exec probes, idle cost and
+# pods through a private containerd, Polis against the Go shim + runc (about 30 minutes).
+# soak-short is the few-minutes version CI runs.
+soak: deps build
+	BUILD=0 bench/soak.sh churn 1000 exec 10000 idle 600 pods 50
+
+soak-short: deps build
+	BUILD=0 bench/soak.sh churn 100 exec 1000 idle 30 pods 10
+
 fmt:
 	$(CARGO) fmt --all -- --check
 
