@@ -58,6 +58,13 @@ pub fn require_tool(name: &str) -> PathBuf {
     panic!("{name} is not installed; run `scripts/install-deps.sh` (make test does)");
 }
 
+/// Whether /sys/fs/cgroup is a pure cgroup v2 host (the guest of `make test-v2`), where the
+/// same tests read the unified files instead of v1's.
+pub fn cgroup2_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// A unique, readable name for what one test creates: `polis-<tag>-<pid>-<n>`.
 pub fn unique_name(tag: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};

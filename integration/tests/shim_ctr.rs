@@ -154,8 +154,16 @@ fn detached_exec_kill_delete(shim: Shim) {
             })
             .unwrap_or_else(|| panic!("{shim:?}: no {name} in {metrics}"))
     };
-    assert!(value("memory.usage_in_bytes") > 0, "{shim:?}: {metrics}");
-    assert!(value("cpuacct.usage") > 0, "{shim:?}: {metrics}");
+    if polis_integration::cgroup2_host() {
+        assert!(value("memory.usage") > 0, "{shim:?}: {metrics}");
+        assert!(value("cpu.usage_usec") > 0, "{shim:?}: {metrics}");
+        // no limits set: "max", which containerd's v2 metrics carry as u64::MAX
+        assert_eq!(value("pids.limit"), u64::MAX, "{shim:?}: {metrics}");
+        assert_eq!(value("memory.usage_limit"), u64::MAX, "{shim:?}: {metrics}");
+    } else {
+        assert!(value("memory.usage_in_bytes") > 0, "{shim:?}: {metrics}");
+        assert!(value("cpuacct.usage") > 0, "{shim:?}: {metrics}");
+    }
     assert!(
         value("pids.current") >= 2,
         "{shim:?}: sleep and the exec: {metrics}"

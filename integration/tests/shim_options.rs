@@ -11,18 +11,35 @@ use polis_integration::leaks::cgroup_dirs;
 
 const RUNTIME: &str = "io.containerd.polis.v2";
 
-/// The shim cgroup of one test, made in the memory and pids hierarchies; removed on drop.
+/// The shim cgroup of one test, made in the memory and pids hierarchies (v1) or the unified
+/// one (v2); removed on drop.
 struct ShimCgroup {
     path: String,
     dirs: Vec<PathBuf>,
 }
 
+/// The /proc/PID/cgroup lines a process in the shim cgroup `path` has.
+fn shim_cgroup_lines(path: &str) -> Vec<String> {
+    if polis_integration::cgroup2_host() {
+        vec![format!("0::{path}\n")]
+    } else {
+        ["memory", "pids"]
+            .iter()
+            .map(|h| format!(":{h}:{path}\n"))
+            .collect()
+    }
+}
+
 impl ShimCgroup {
     fn new(path: String) -> Self {
-        let dirs: Vec<PathBuf> = ["memory", "pids"]
-            .iter()
-            .map(|h| PathBuf::from(format!("/sys/fs/cgroup/{h}{path}")))
-            .collect();
+        let dirs: Vec<PathBuf> = if polis_integration::cgroup2_host() {
+            vec![PathBuf::from(format!("/sys/fs/cgroup{path}"))]
+        } else {
+            ["memory", "pids"]
+                .iter()
+                .map(|h| PathBuf::from(format!("/sys/fs/cgroup/{h}{path}")))
+                .collect()
+        };
         for d in &dirs {
             std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
         }
@@ -105,8 +122,7 @@ fn config_file_from_cri_options_places_the_shim_and_drops_the_keyring() {
     let shims = ctrd.shim_pids();
     assert_eq!(shims.len(), 1, "{shims:?}");
     let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", shims[0])).unwrap();
-    for h in ["memory", "pids"] {
-        let want = format!(":{h}:{}\n", cg.path);
+    for want in shim_cgroup_lines(&cg.path) {
         assert!(cgroups.contains(&want), "shim not in {want:?}: {cgroups}");
     }
     // One point above containerd, so the OOM killer takes the shim before containerd.

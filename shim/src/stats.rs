@@ -150,6 +150,16 @@ fn number(dir: &Path, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A v2 limit file: "max" (no limit) reads as u64::MAX, as containerd's own v2 stats (and so
+/// the Go shim) report it; a missing file reads as 0.
+fn v2_limit(dir: &Path, file: &str) -> u64 {
+    match read(dir, file) {
+        Some(s) if s.trim() == "max" => u64::MAX,
+        Some(s) => s.trim().parse().unwrap_or(0),
+        None => 0,
+    }
+}
+
 /// The `key value` lines of a stat file; a key it lacks reads as 0.
 #[derive(Default)]
 struct Counters(HashMap<String, u64>);
@@ -307,7 +317,7 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
     let mut m = v2::Metrics::new();
     m.pids = MessageField::some(v2::PidsStat {
         current: number(d, "pids.current"),
-        limit: number(d, "pids.max"),
+        limit: v2_limit(d, "pids.max"),
         ..Default::default()
     });
     let cpu = keyed(d, "cpu.stat");
@@ -342,10 +352,10 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
         pgfault: s.get("pgfault"),
         pgmajfault: s.get("pgmajfault"),
         usage: number(d, "memory.current"),
-        usage_limit: number(d, "memory.max"),
+        usage_limit: v2_limit(d, "memory.max"),
         max_usage: number(d, "memory.peak"),
         swap_usage: number(d, "memory.swap.current"),
-        swap_limit: number(d, "memory.swap.max"),
+        swap_limit: v2_limit(d, "memory.swap.max"),
         ..Default::default()
     });
     let ev = keyed(d, "memory.events");
@@ -486,7 +496,8 @@ mod tests {
             (m.memory.anon, m.memory.file, m.memory.usage),
             (4096, 8192, 12288)
         );
-        assert_eq!(m.memory.usage_limit, 0);
+        assert_eq!(m.memory.usage_limit, u64::MAX);
+        assert_eq!(m.memory.swap_limit, 0, "no memory.swap.max file");
         assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (5, 1));
         assert_eq!((m.pids.current, m.pids.limit), (3, 100));
     }
