@@ -54,9 +54,23 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::InvalidArgument(_) => Code::InvalidArgument,
+            _ if self.no_space() => Code::ResourceExhausted,
             Error::Io { .. } | Error::Store { .. } | Error::Corrupt { .. } | Error::Other(_) => {
                 Code::Unknown
             }
+        }
+    }
+
+    /// The file system under the root is full (ENOSPC or EDQUOT), here or in the store.
+    pub fn no_space(&self) -> bool {
+        let full = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+        match self {
+            Error::Io { source, .. } => full(source),
+            Error::Store { source, .. } => match &**source {
+                redb::Error::Io(e) => full(e),
+                _ => false,
+            },
+            _ => false,
         }
     }
 }
@@ -101,6 +115,18 @@ mod tests {
             (
                 Error::io("open", "/x/y", io::Error::other("boom")),
                 Code::Unknown,
+            ),
+            (
+                Error::io("mkdir", "/x/y", io::Error::from_raw_os_error(libc::ENOSPC)),
+                Code::ResourceExhausted,
+            ),
+            (
+                Error::Store {
+                    path: "/x/metadata.db".into(),
+                    context: "commit".into(),
+                    source: Box::new(redb::Error::Io(io::Error::from_raw_os_error(libc::ENOSPC))),
+                },
+                Code::ResourceExhausted,
             ),
         ];
         for (err, code) in cases {

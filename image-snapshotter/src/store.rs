@@ -6,6 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -76,7 +78,12 @@ pub fn from_nanos(n: u64) -> SystemTime {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` only between a failed reopen and the next try. redb refuses every call after
+    /// an I/O error (a full disk, say) until the database is opened again: `reopening` does
+    /// that, holding the write side while no transaction runs.
+    db: RwLock<Option<Database>>,
+    /// Set when a call met an I/O error: the next one opens the database again.
+    reopen: AtomicBool,
     path: PathBuf,
 }
 
@@ -98,7 +105,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path).map_err(|e| db_err(path, "open", e))?;
         let store = Store {
-            db,
+            db: RwLock::new(Some(db)),
+            reopen: AtomicBool::new(false),
             path: path.to_path_buf(),
         };
         // Create the tables once, so read transactions never meet a missing table.
@@ -117,13 +125,57 @@ impl Store {
         self.in_write_txn(false, f)
     }
 
+    /// The open database, for one transaction: opened again first if an earlier call met an
+    /// I/O error (redb then answers every call with PreviousIo) or a reopen failed.
+    fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>> {
+        let p = self.path.as_path();
+        {
+            let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+            if db.is_some() && !self.reopen.load(Ordering::Acquire) {
+                return Ok(db);
+            }
+        }
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if db.is_none() || self.reopen.swap(false, Ordering::AcqRel) {
+            // The old handle holds the file's lock: it goes before the new one opens.
+            *db = None;
+            tracing::warn!(path = %p.display(), "opening the metadata store again after an I/O error");
+            *db = Some(Database::create(p).map_err(|e| db_err(p, "reopen", e))?);
+        }
+        drop(db);
+        Ok(self.db.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Notes an I/O error in `r` (the database must be opened again before the next call).
+    fn watch<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(Error::Store { source, .. }) = &r {
+            if matches!(**source, redb::Error::Io(_) | redb::Error::PreviousIo) {
+                self.reopen.store(true, Ordering::Release);
+            }
+        }
+        r
+    }
+
     fn in_write_txn<T>(
         &self,
         commit: bool,
         f: impl FnOnce(&mut Tables<'_>) -> Result<T>,
     ) -> Result<T> {
+        let r = self.in_write_txn_once(commit, f);
+        self.watch(r)
+    }
+
+    fn in_write_txn_once<T>(
+        &self,
+        commit: bool,
+        f: impl FnOnce(&mut Tables<'_>) -> Result<T>,
+    ) -> Result<T> {
         let p = self.path.as_path();
-        let txn = self.db.begin_write().map_err(|e| db_err(p, "begin", e))?;
+        let db = self.db()?;
+        let db = db
+            .as_ref()
+            .ok_or_else(|| Error::Other("metadata store closed".into()))?;
+        let txn = db.begin_write().map_err(|e| db_err(p, "begin", e))?;
         let out = {
             let mut tables = Tables {
                 snapshots: txn
@@ -159,8 +211,17 @@ impl Store {
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadTables<'_>) -> Result<T>) -> Result<T> {
+        let r = self.read_once(f);
+        self.watch(r)
+    }
+
+    fn read_once<T>(&self, f: impl FnOnce(&ReadTables<'_>) -> Result<T>) -> Result<T> {
         let p = self.path.as_path();
-        let txn = self.db.begin_read().map_err(|e| db_err(p, "begin", e))?;
+        let db = self.db()?;
+        let db = db
+            .as_ref()
+            .ok_or_else(|| Error::Other("metadata store closed".into()))?;
+        let txn = db.begin_read().map_err(|e| db_err(p, "begin", e))?;
         let tables = ReadTables {
             snapshots: txn
                 .open_table(SNAPSHOTS)
