@@ -13,6 +13,8 @@ pub struct Runtime {
     pub name: &'static str,
     pub bin: PathBuf,
     root: tempfile::TempDir,
+    /// Holds a wrapper script `bin` may be (crun's).
+    _wrapper: Option<tempfile::TempDir>,
 }
 
 impl Runtime {
@@ -24,12 +26,45 @@ impl Runtime {
         Self::new("runc", crate::require_tool("runc"))
     }
 
+    /// crun, which refuses a hybrid cgroup host as it is: each call runs in a private mount
+    /// namespace without the cgroup2 mount (see ENVIRONMENT.md). None when crun is missing.
+    pub fn crun() -> Option<Self> {
+        let crun = ["/usr/bin/crun", "/usr/local/bin/crun"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())?;
+        let dir = tempfile::Builder::new()
+            .prefix("polis-crun-")
+            .tempdir()
+            .expect("temp dir");
+        let wrapper = dir.path().join("crun");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec unshare -m --propagation private sh -c \
+                 'umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"' {} \"$@\"\n",
+                crun.display()
+            ),
+        )
+        .expect("crun wrapper");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut rt = Self::new("crun", wrapper);
+        rt._wrapper = Some(dir);
+        Some(rt)
+    }
+
     pub fn new(name: &'static str, bin: PathBuf) -> Self {
         let root = tempfile::Builder::new()
             .prefix("polis-state-")
             .tempdir()
             .expect("state root");
-        Self { name, bin, root }
+        Self {
+            name,
+            bin,
+            root,
+            _wrapper: None,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -127,11 +162,21 @@ impl<'a> Container<'a> {
 
     /// Deletes the container and asserts nothing of it remains.
     pub fn finish(self) {
-        let _ = self.rt.run(&["delete", "--force", &self.id]);
-        self.assert_clean();
+        let o = self.rt.run(&["delete", "--force", &self.id]);
+        let why = if o.status.success() {
+            String::new()
+        } else {
+            format!("delete --force failed ({}): {}", o.status, stderr(&o))
+        };
+        self.assert_clean_after(&why);
     }
 
     pub fn assert_clean(&self) {
+        self.assert_clean_after("");
+    }
+
+    /// `why`: what the test saw fail before (shown with the leftovers).
+    fn assert_clean_after(&self, why: &str) {
         let mut left = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         // cgroup removal can trail the last process exit by a moment.
@@ -148,7 +193,7 @@ impl<'a> Container<'a> {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "{}: container {} left behind: {left:#?}",
+            "{}: container {} left behind: {left:#?} {why}",
             self.rt.name, self.id
         );
     }

@@ -188,9 +188,9 @@ pub struct Exec {
     /// Set the apparmor profile for the process
     #[arg(long)]
     pub apparmor: Option<String>,
-    /// Run the process in an (existing) sub-cgroup(s)
+    /// Run the process in an (existing) sub-cgroup(s): [<controller>[,<controller>...]:]<path>
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     pub container_id: String,
     /// The command to run and its arguments (unless --process is given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -36,6 +36,7 @@ impl SignalForwarder {
                 if let Some(c) = &console {
                     drain(c.master.as_fd());
                 }
+                tracing::debug!("process exited pid={pid} status={code}");
                 return Ok(code);
             }
             let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];

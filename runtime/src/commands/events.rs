@@ -2,6 +2,9 @@
 //! --stats, and `{"type":"oom"}` when the OOM counter of the container's cgroup grows.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager};
@@ -23,21 +26,103 @@ pub fn events(args: Events, g: &GlobalOpts) -> Result<i32> {
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
+    // As runc: an `oom` event as soon as the kernel reports one (v1: an eventfd on
+    // memory.oom_control; elsewhere the oom_kill counter, read each interval), stats every
+    // interval from one interval after the start, and the end when the container's cgroup is
+    // gone (it was deleted), not when its processes exit.
+    let watch = container.pid().and_then(|p| OomWatch::new(p.as_raw()));
     let mut ooms = oom_count(&manager);
+    let mut next = Instant::now() + args.interval;
     loop {
-        let mut c = super::load(g, id)?;
-        c.refresh_status()?;
-        if c.status() == ContainerStatus::Stopped {
+        let wait = next.saturating_duration_since(Instant::now());
+        match &watch {
+            Some(w) => {
+                if w.wait(wait)? {
+                    if !w.cgroup_exists() {
+                        return Ok(0);
+                    }
+                    writeln!(out, "{}", event("oom", id, None))?;
+                    out.flush()?;
+                    continue;
+                }
+            }
+            None => std::thread::sleep(wait),
+        }
+        next += args.interval;
+        if super::load(g, id).is_err() {
             return Ok(0);
         }
-        writeln!(out, "{}", stats_event(id, &manager)?)?;
-        let now = oom_count(&manager);
-        if now > ooms {
-            writeln!(out, "{}", json!({"type": "oom", "id": id}))?;
-            ooms = now;
+        match stats_event(id, &manager) {
+            Ok(v) => writeln!(out, "{v}")?,
+            Err(err) => tracing::error!("{err:#}"),
+        }
+        if watch.is_none() {
+            let now = oom_count(&manager);
+            if now > ooms {
+                writeln!(out, "{}", event("oom", id, None))?;
+                ooms = now;
+            }
         }
         out.flush()?;
-        std::thread::sleep(args.interval);
+    }
+}
+
+/// The v1 memory cgroup's OOM notification: an eventfd registered through
+/// `cgroup.event_control`; the kernel also signals it when the cgroup is removed.
+struct OomWatch {
+    efd: OwnedFd,
+    dir: PathBuf,
+    _control: std::fs::File,
+}
+
+impl OomWatch {
+    fn new(pid: i32) -> Option<Self> {
+        let dir = super::subcgroup::dir_of(pid, "memory")?;
+        let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
+        // SAFETY: eventfd has no memory-safety preconditions; the fd is owned below.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a new fd nobody else owns.
+        let efd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(dir.join("cgroup.event_control"), line).ok()?;
+        Some(Self {
+            efd,
+            dir,
+            _control: control,
+        })
+    }
+
+    /// Waits up to `timeout`; true when the eventfd fired (an OOM, or the cgroup's removal).
+    fn wait(&self, timeout: Duration) -> Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.efd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(err).context("failed to wait for OOM notifications");
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a buffer of 8.
+        unsafe { libc::read(self.efd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        Ok(true)
+    }
+
+    fn cgroup_exists(&self) -> bool {
+        self.dir.join("cgroup.event_control").exists()
     }
 }
 
@@ -53,11 +138,25 @@ pub fn cgroup_manager(c: &Container) -> Result<AnyCgroupManager> {
     .with_context(|| format!("failed to open cgroup of container {:?}", c.id()))
 }
 
-fn stats_event(id: &str, m: &AnyCgroupManager) -> Result<Value> {
+fn stats_event(id: &str, m: &AnyCgroupManager) -> Result<String> {
     let stats = m
         .stats()
         .with_context(|| format!("failed to read cgroup stats of container {id:?}"))?;
-    Ok(json!({"type": "stats", "id": id, "data": runc_stats(&stats)}))
+    Ok(event("stats", id, Some(runc_stats(&stats))))
+}
+
+/// An event line with runc's key order: type, id, then data (left out when there is none).
+fn event(kind: &str, id: &str, data: Option<Value>) -> String {
+    let mut line = format!(
+        "{{\"type\":{},\"id\":{}",
+        Value::from(kind),
+        Value::from(id)
+    );
+    if let Some(data) = data {
+        line.push_str(&format!(",\"data\":{data}"));
+    }
+    line.push('}');
+    line
 }
 
 fn oom_count(m: &AnyCgroupManager) -> u64 {

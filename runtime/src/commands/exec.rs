@@ -23,6 +23,7 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
             super::state::status_name(&container)
         );
     }
+    let subs = super::subcgroup::parse(&args.cgroup)?;
     crate::seal::ensure_sealed()?;
     // The terminal flag comes from the process we hand over: read back only a caller's file.
     let (process_file, terminal) = match &args.process {
@@ -62,6 +63,10 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         .clone()
         .or_else(|| proxy.as_ref().map(|p| p.socket_path().to_path_buf()));
 
+    let cgroup_dirs = match container.pid() {
+        Some(init) if !subs.is_empty() => super::subcgroup::dirs(init.as_raw(), &subs)?,
+        _ => Vec::new(),
+    };
     let pid = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(&g.root)?
         .with_pid_file(args.pid_file.as_ref())?
@@ -74,7 +79,7 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         .with_detach(args.detach || console_socket.is_some())
         .with_process(Some(&process_file.path))
         .with_ignore_paused(args.ignore_paused)
-        .with_sub_cgroup(args.cgroup.clone())
+        .with_cgroup_dirs(cgroup_dirs)
         .with_process_label(args.process_label.clone())
         .build()
         .with_context(|| format!("failed to exec in container {id:?}"))?;
@@ -116,7 +121,15 @@ fn process_from_args(args: &Exec, base: Option<Process>) -> Result<Process> {
     let mut p = base.unwrap_or_default();
     p.set_args(Some(args.command.clone()));
     p.set_terminal(Some(args.tty));
-    p.set_console_size(None);
+    // The caller's terminal size, which the pty gets before the process runs (runc's process
+    // sees its caller's size from its first instruction too).
+    p.set_console_size(
+        if args.tty && !args.detach && args.console_socket.is_none() {
+            caller_console_size()
+        } else {
+            None
+        },
+    );
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, kv) in env.iter().enumerate() {
@@ -160,6 +173,20 @@ fn process_from_args(args: &Exec, base: Option<Process>) -> Result<Process> {
         add_caps(&mut p, &args.cap)?;
     }
     Ok(p)
+}
+
+/// The size of the terminal on our stdin, if it is one.
+fn caller_console_size() -> Option<oci_spec::runtime::Box> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass, of the right size.
+    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } != 0 || ws.ws_row == 0 {
+        return None;
+    }
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(ws.ws_row))
+        .width(u64::from(ws.ws_col))
+        .build()
+        .ok()
 }
 
 fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {

@@ -19,6 +19,8 @@ pub fn ps(args: Ps, g: &GlobalOpts) -> Result<i32> {
         .map(|p| p.as_raw())
         .collect();
     match args.format {
+        // runc prints `null` for a container without processes (a stopped one)
+        OutputFormat::Json if pids.is_empty() => println!("null"),
         OutputFormat::Json => println!("{}", serde_json::to_string(&pids)?),
         OutputFormat::Table => {
             let ps_args = if args.ps_args.is_empty() {

@@ -15,10 +15,20 @@ pub fn update(args: Update, g: &GlobalOpts) -> Result<i32> {
     if container.status() == ContainerStatus::Stopped {
         bail!("cannot update container {id:?}: container not running");
     }
-    let resources = match &args.resources {
+    let mut resources = match &args.resources {
         Some(path) => super::read_json_file::<LinuxResources>(path)?,
         None => resources_from_flags(&args)?,
     };
+    // The device rules stay the container's own, as with runc (whose update has no device
+    // settings and ignores them in --resources): the cgroup is then left untouched.
+    let spec = oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
+        .with_context(|| format!("failed to load config.json of container {id:?}"))?;
+    resources.set_devices(
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone()),
+    );
     let manager = super::events::cgroup_manager(&container)?;
     manager
         .apply(&ControllerOpt {

@@ -538,15 +538,9 @@ pub(crate) fn default_allow_devices() -> Vec<LinuxDeviceCgroup> {
             .access("m")
             .build()
             .unwrap(),
-        // /dev/console
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(5)
-            .minor(1)
-            .access("rwm")
-            .build()
-            .unwrap(),
+        // polis patch: no rule for /dev/console (c 5:1), as runc: a container's console is its
+        // pty slave bind-mounted there (c 136:N, allowed below); a 5:1 device node would be
+        // the host's console.
         // /dev/pts
         LinuxDeviceCgroupBuilder::default()
             .allow(true)

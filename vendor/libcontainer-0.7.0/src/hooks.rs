@@ -17,10 +17,15 @@ pub enum HookError {
     CommandExecute(#[source] std::io::Error),
     #[error("failed to encode container state")]
     EncodeContainerState(#[source] serde_json::Error),
-    #[error("hook command exited with non-zero exit code: {0}")]
-    NonZeroExitCode(i32),
-    #[error("hook command was killed by a signal")]
-    Killed,
+    // polis patch: a failing hook is named by its place and path, with its exit status
+    #[error("hook #{index} ({path}) exited with status {code}")]
+    NonZeroExitCode {
+        index: usize,
+        path: String,
+        code: i32,
+    },
+    #[error("hook #{index} ({path}) was killed by a signal")]
+    Killed { index: usize, path: String },
     #[error("failed to execute hook command due to a timeout")]
     Timeout,
     #[error("container state is required to run hook")]
@@ -56,7 +61,7 @@ pub fn run_hooks(
     }
 
     if let Some(hooks) = hooks {
-        for hook in hooks {
+        for (index, hook) in hooks.iter().enumerate() {
             let mut hook_command = process::Command::new(hook.path());
 
             if let Some(cwd) = cwd {
@@ -152,8 +157,15 @@ pub fn run_hooks(
             match res {
                 Ok(exit_status) => match exit_status.code() {
                     Some(0) => Ok(()),
-                    Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
-                    None => Err(HookError::Killed),
+                    Some(code) => Err(HookError::NonZeroExitCode {
+                        index,
+                        path: hook.path().display().to_string(),
+                        code,
+                    }),
+                    None => Err(HookError::Killed {
+                        index,
+                        path: hook.path().display().to_string(),
+                    }),
                 },
                 Err(e) => Err(HookError::CommandExecute(e)),
             }?;

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use oci_spec::runtime::LinuxDeviceCgroup;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
 
 use super::controller::Controller;
 use crate::common::{self, ControllerOpt, WrappedIoError, default_allow_devices, default_devices};
@@ -14,19 +14,24 @@ impl Controller for Devices {
     fn apply(controller_opt: &ControllerOpt, cgroup_root: &Path) -> Result<(), Self::Error> {
         tracing::debug!("Apply Devices cgroup config");
 
-        if let Some(devices) = controller_opt.resources.devices().as_ref() {
-            for d in devices {
-                Self::apply_device(d, cgroup_root)?;
+        // polis patch: the rules start from "deny all" unless the spec's own rules do (as
+        // runc: upstream left a spec without device rules with the kernel's allow-all), and
+        // when the kernel's list already is what they make (an `update`, which re-applies
+        // the container's rules) nothing is written: writing them again opens a moment where
+        // every device is denied to the running container. runc makes the same minimal
+        // transitions.
+        let rules = full_rules(controller_opt.resources.devices().as_deref().unwrap_or(&[]));
+        if let Some(target) = whitelist(&rules) {
+            let list = cgroup_root.join("devices.list");
+            if let Ok(current) = std::fs::read_to_string(&list) {
+                if normalise_list(&current) == target {
+                    tracing::debug!("device rules unchanged");
+                    return Ok(());
+                }
             }
         }
-
-        for d in [
-            default_devices().iter().map(|d| d.into()).collect(),
-            default_allow_devices(),
-        ]
-        .concat()
-        {
-            Self::apply_device(&d, cgroup_root)?;
+        for d in &rules {
+            Self::apply_device(d, cgroup_root)?;
         }
 
         Ok(())
@@ -49,6 +54,88 @@ impl Devices {
         common::write_cgroup_file_str(path, &device.to_string())?;
         Ok(())
     }
+}
+
+/// polis patch: the rules to write: deny all first (unless the spec starts with a rule for
+/// all devices), the spec's, then the default devices' and the default allowed ones.
+fn full_rules(spec: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
+    let mut rules = Vec::new();
+    if !spec.first().is_some_and(is_all_devices) {
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .typ(LinuxDeviceType::A)
+                .access("rwm")
+                .build()
+                .expect("a valid rule"),
+        );
+    }
+    rules.extend(spec.iter().cloned());
+    rules.extend(default_devices().iter().map(LinuxDeviceCgroup::from));
+    rules.extend(default_allow_devices());
+    rules
+}
+
+fn is_all_devices(d: &LinuxDeviceCgroup) -> bool {
+    matches!(d.typ(), None | Some(LinuxDeviceType::A)) && d.major().is_none() && d.minor().is_none()
+}
+
+/// polis patch: the kernel's `devices.list` after `rules` are written to a fresh cgroup, when
+/// it ends in deny-by-default mode (where the list is the whole state); None otherwise.
+fn whitelist(rules: &[LinuxDeviceCgroup]) -> Option<std::collections::BTreeSet<String>> {
+    let mut deny_default = false;
+    // (type, major, minor) -> access letters, in the kernel's order of exceptions
+    let mut exceptions: Vec<((String, String, String), String)> = Vec::new();
+    for r in rules {
+        if is_all_devices(r) {
+            deny_default = !r.allow();
+            exceptions.clear();
+            continue;
+        }
+        let key = (
+            r.typ().unwrap_or_default().as_str().to_string(),
+            r.major().map_or("*".into(), |m| m.to_string()),
+            r.minor().map_or("*".into(), |m| m.to_string()),
+        );
+        let access = r.access().clone().unwrap_or_default();
+        // an exception is what the default mode does not give: an allow in deny mode
+        let adds = r.allow() == deny_default;
+        let pos = exceptions.iter().position(|(k, _)| *k == key);
+        match (adds, pos) {
+            (true, Some(i)) => exceptions[i].1.push_str(&access),
+            (true, None) => exceptions.push((key, access)),
+            (false, Some(i)) => {
+                exceptions[i].1.retain(|c| !access.contains(c));
+                if exceptions[i].1.is_empty() {
+                    exceptions.remove(i);
+                }
+            }
+            (false, None) => {}
+        }
+    }
+    if !deny_default {
+        return None;
+    }
+    Some(
+        exceptions
+            .iter()
+            .map(|((t, ma, mi), a)| format!("{t} {ma}:{mi} {}", access_letters(a)))
+            .collect(),
+    )
+}
+
+fn access_letters(a: &str) -> String {
+    "rwm".chars().filter(|c| a.contains(*c)).collect()
+}
+
+/// polis patch: `devices.list` as a set of lines with the access letters in one order.
+fn normalise_list(list: &str) -> std::collections::BTreeSet<String> {
+    list.lines()
+        .filter_map(|l| {
+            let (rule, access) = l.trim().rsplit_once(' ')?;
+            Some(format!("{rule} {}", access_letters(access)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -325,27 +325,19 @@ impl CgroupManager for Manager {
     }
 
     fn remove(&self) -> Result<(), Self::Error> {
+        // polis patch: a container's cgroup may have sub-cgroups (made by its users, or for
+        // `exec --cgroup`): their processes are killed and they are removed, deepest first,
+        // as runc does; upstream killed the top cgroup's processes only and its rmdir failed.
         for cgroup_path in self.subsystems.values() {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-                }
-
-                common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+                remove_cgroup_tree(cgroup_path)?;
             }
         }
         // the processes are gone with the controllers' cgroups above
         for path in &self.extra {
             if path.exists() {
-                common::delete_with_retry(path, 4, Duration::from_millis(100))?;
+                remove_cgroup_tree(path)?;
             }
         }
 
@@ -384,4 +376,24 @@ impl CgroupManager for Manager {
 
         Ok(stats)
     }
+}
+
+/// polis patch: kills the processes of `path` and of every cgroup below it, and removes them
+/// all, children before parents.
+fn remove_cgroup_tree(path: &Path) -> Result<(), V1ManagerError> {
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path())?;
+            }
+        }
+    }
+    let procs_path = path.join(CGROUP_PROCS);
+    if let Ok(procs) = fs::read_to_string(&procs_path) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+    common::delete_with_retry(path, 4, Duration::from_millis(100))?;
+    Ok(())
 }

@@ -62,6 +62,8 @@ pub(super) struct ContainerBuilderImpl {
     pub as_sibling: bool,
     // Run the process in an (existing) sub-cgroup(s)
     pub sub_cgroup_path: Option<String>,
+    /// polis patch: see `ContainerArgs::join_cgroup_dirs`.
+    pub join_cgroup_dirs: Vec<PathBuf>,
     // Asm process label for the process commonly used with selinux.
     // TODO: youki does not support selinux yet
     #[allow(dead_code)]
@@ -195,6 +197,7 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            join_cgroup_dirs: self.join_cgroup_dirs.clone(),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -99,9 +99,13 @@ impl Container {
                     })?;
 
                     if let Some(hooks) = config.hooks.as_ref() {
+                        // polis patch: the container has no process any more, so its state
+                        // has no pid (as runc's); upstream passed the last one.
+                        let mut stopped = self.state.clone();
+                        stopped.pid = None;
                         hooks::run_hooks(
                             hooks.poststop().as_ref(),
-                            Some(&self.state),
+                            Some(&stopped),
                             None,
                             None,
                             None,

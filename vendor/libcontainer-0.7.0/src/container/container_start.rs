@@ -57,7 +57,8 @@ impl Container {
             hooks::run_hooks(
                 hooks.poststart().as_ref(),
                 Some(&self.state),
-                Some(&self.root),
+                // polis patch: in the bundle directory, as runc (upstream: the state directory)
+                Some(&self.state.bundle),
                 None,
                 None,
             )

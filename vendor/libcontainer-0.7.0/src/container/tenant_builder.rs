@@ -53,6 +53,8 @@ pub struct TenantContainerBuilder {
     group: Option<u32>,
     ignore_paused: bool,
     sub_cgroup: Option<String>,
+    /// polis patch: see `with_cgroup_dirs`.
+    join_cgroup_dirs: Vec<PathBuf>,
     process_label: Option<String>,
     apparmor: Option<String>,
 }
@@ -152,6 +154,7 @@ impl TenantContainerBuilder {
             group: None,
             ignore_paused: false,
             sub_cgroup: None,
+            join_cgroup_dirs: Vec::new(),
             process_label: None,
             apparmor: None,
         }
@@ -222,6 +225,14 @@ impl TenantContainerBuilder {
         self
     }
 
+    /// polis patch: after joining the container's cgroups, the process moves into each of
+    /// these existing cgroup directories (the caller resolves runc's per-controller
+    /// `exec --cgroup` to them); one that does not exist fails the exec, none is created.
+    pub fn with_cgroup_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.join_cgroup_dirs = dirs;
+        self
+    }
+
     pub fn with_sub_cgroup(mut self, sub_cgroup: Option<String>) -> Self {
         self.sub_cgroup = sub_cgroup;
         self
@@ -289,6 +300,7 @@ impl TenantContainerBuilder {
             stderr: self.base.stderr,
             as_sibling: self.as_sibling,
             sub_cgroup_path: self.sub_cgroup,
+            join_cgroup_dirs: self.join_cgroup_dirs,
             process_label: self.process_label,
         };
 

@@ -55,4 +55,7 @@ pub struct ContainerArgs {
     /// File path used to communicate the PID of the
     /// container process to the higher-level runtime.
     pub pid_file: Option<PathBuf>,
+    /// polis patch: cgroup directories a tenant moves into after joining the container's
+    /// cgroups (runc's `exec --cgroup`: existing sub-cgroups, per controller); each must exist.
+    pub join_cgroup_dirs: Vec<PathBuf>,
 }

@@ -48,6 +48,11 @@ pub fn container_intermediate_process(
 ) -> Result<()> {
     let (inter_sender, inter_receiver) = intermediate_chan;
     let (init_sender, init_receiver) = init_chan;
+    // polis patch: start-up progress, see container_main_process
+    tracing::debug!(
+        "nsexec-1[{}]: stage-1: joining cgroups and namespaces",
+        Pid::this()
+    );
     let command = args.syscall.create_syscall();
     let spec = &args.spec;
     let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
@@ -87,6 +92,17 @@ pub fn container_intermediate_process(
         linux.resources().as_ref(),
         matches!(args.container_type, ContainerType::InitContainer),
     )?;
+    // polis patch: an exec's sub-cgroups (runc's `exec --cgroup`), entered after the
+    // container's own cgroups; they must exist already, as with runc.
+    for dir in &args.join_cgroup_dirs {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, current_pid.to_string()).map_err(|err| {
+            IntermediateProcessError::Cgroup(format!(
+                "failed to join sub-cgroup {}: {err}",
+                dir.display()
+            ))
+        })?;
+    }
 
     // setting CPU affinity for tenant container after cgroup move
     if matches!(args.container_type, ContainerType::TenantContainer { .. }) {
@@ -223,6 +239,10 @@ pub fn container_intermediate_process(
         tracing::error!("failed to fork init process: {}", err);
         IntermediateProcessError::InitProcess(err)
     })?;
+    tracing::debug!(
+        "nsexec-1[{}]: stage-1: spawned stage-2 (pid {pid}), done",
+        Pid::this()
+    );
 
     // Close the exec_notify_fd in this process
     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {

@@ -41,7 +41,8 @@ pub enum ProcessError {
     Network(#[from] crate::network::NetworkError),
     #[error("failed syscall")]
     SyscallOther(#[source] SyscallError),
-    #[error("failed hooks {0}")]
+    // polis patch: the hook error names the hook already (upstream: "failed hooks <error>")
+    #[error("{0}")]
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
@@ -108,6 +109,13 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     } else {
         hybrid_unified_cgroup(&container_args.cgroup_config.cgroup_path)
     };
+    // polis patch: start-up progress at debug level, one line per stage as runc's nsexec
+    // prints them (stage-0 this process, stage-1 the intermediate, stage-2 the init), so log
+    // readers keyed on them find ours.
+    tracing::debug!(
+        "nsexec-0[{}]: stage-0: container setup starts, spawning stage-1",
+        Pid::this()
+    );
     let intermediate_pid = fork::container_clone_into(
         cb,
         container_args.as_sibling,
@@ -117,6 +125,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         tracing::error!("failed to fork intermediate process: {}", err);
         ProcessError::IntermediateProcessFailed(err)
     })?;
+    tracing::debug!(
+        "nsexec-0[{}]: stage-1 is pid {intermediate_pid}",
+        Pid::this()
+    );
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.
@@ -189,10 +201,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
             if let Some(container_for_hooks) = &container_args.container {
+                // polis patch: hooks run in the bundle directory, as runc runs them
                 hooks::run_hooks(
                     hooks.prestart().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    Some(&container_for_hooks.state.bundle),
                     Some(init_pid),
                     None,
                 )
@@ -204,7 +217,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 hooks::run_hooks(
                     hooks.create_runtime().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    Some(&container_for_hooks.state.bundle),
                     Some(init_pid),
                     None,
                 )
@@ -279,6 +292,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     })?;
 
     tracing::debug!("init pid is {:?}", init_pid);
+    tracing::debug!(
+        "nsexec-0[{}]: stage-2 (pid {init_pid}) is ready: container setup done",
+        Pid::this()
+    );
 
     // Close the receiver ends to avoid leaking file descriptors.
 

@@ -47,6 +47,13 @@ pub enum InitProcessError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error("invalid executable: {0}")]
     InvalidExecutable(String),
+    /// polis patch: a cwd that cannot be entered is named (upstream: "failed to unix syscall")
+    #[error("cannot change to the process's cwd {path:?}")]
+    Cwd {
+        path: std::path::PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("io error")]
     Io(#[source] std::io::Error),
     #[error(transparent)]

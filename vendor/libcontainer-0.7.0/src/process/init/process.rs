@@ -44,6 +44,11 @@ pub fn container_init_process(
     main_sender: &mut channel::MainSender,
     init_receiver: &mut channel::InitReceiver,
 ) -> Result<()> {
+    // polis patch: start-up progress, see container_main_process
+    tracing::debug!(
+        "nsexec-2[{}]: stage-2: container init starts",
+        nix::unistd::getpid()
+    );
     let mut ctx = InitContext::try_from(args)?;
 
     setsid().map_err(|err| {
@@ -104,11 +109,17 @@ pub fn container_init_process(
 
             // create_container hook needs to be called after the namespace setup, but
             // before pivot_root is called. This runs in the container namespaces.
+            // polis patch: in the rootfs directory and with the container's pid (the host's
+            // view of this process, which the host /proc still gives before pivot_root), as
+            // runc runs them; upstream gave no pid.
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
-                None,
-                None,
+                Some(ctx.rootfs),
+                std::fs::read_link("/proc/self")
+                    .ok()
+                    .and_then(|p| p.to_str()?.parse().ok())
+                    .map(nix::unistd::Pid::from_raw),
                 None,
             )
             .map_err(|err| {
@@ -154,10 +165,18 @@ pub fn container_init_process(
     // See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/setns_init_linux.go
     if let Some(csocketfd) = args.console_socket {
         let mount_console = matches!(args.container_type, ContainerType::InitContainer);
-        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console).map_err(|err| {
+        let size = ctx
+            .process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console, size).map_err(|err| {
             tracing::error!(?err, "failed to set up tty");
             InitProcessError::Tty(err)
         })?;
+        // polis patch: the terminal belongs to the process's user (its group stays the
+        // devpts one), as runc gives it, so a non-root process can reopen and use its tty.
+        give_tty_to_user(ctx.process.user().uid());
     }
 
     if let Some(personality) = ctx.linux.personality() {
@@ -255,7 +274,10 @@ pub fn container_init_process(
             Err(nix::Error::EPERM) => true,
             Err(e) => {
                 tracing::error!(?e, "failed to chdir");
-                return Err(InitProcessError::NixOther(e));
+                return Err(InitProcessError::Cwd {
+                    path: ctx.process.cwd().to_path_buf(),
+                    source: e,
+                });
             }
         }
     };
@@ -390,7 +412,10 @@ pub fn container_init_process(
         unistd::chdir(ctx.process.cwd()).map_err(|err| {
             let cwd = ctx.process.cwd();
             tracing::error!(?err, ?cwd, "failed to chdir to cwd");
-            InitProcessError::NixOther(err)
+            InitProcessError::Cwd {
+                path: cwd.to_path_buf(),
+                source: err,
+            }
         })?;
     }
 
@@ -433,6 +458,7 @@ pub fn container_init_process(
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
 
+    tracing::debug!("init: setup done, signalling readiness to stage-0");
     // Notify main process that the init process is ready to execute the
     // payload.  Note, because we are already inside the pid namespace, the pid
     // outside the pid namespace should be recorded by the intermediate process
@@ -1491,5 +1517,20 @@ mod tests {
 
         set_home_from_path(&mut envs, &invalid_path);
         assert_eq!(envs.get("HOME"), None);
+    }
+}
+
+/// polis patch: hands the terminal on stdin (the pty slave just connected to stdio) to `uid`,
+/// keeping its group. Refusals the kernel makes for reasons outside our control (the owner or
+/// group not mapped in a user namespace, a read-only /dev) leave the tty as it is, as runc does.
+fn give_tty_to_user(uid: u32) {
+    let Ok(st) = nix::sys::stat::fstat(0) else {
+        return;
+    };
+    if st.st_uid == uid {
+        return;
+    }
+    if let Err(err) = nix::unistd::fchown(0, Some(nix::unistd::Uid::from_raw(uid)), None) {
+        tracing::debug!(?err, uid, "could not give the tty to the process's user");
     }
 }
