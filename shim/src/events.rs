@@ -1,12 +1,17 @@
 //! Events to containerd, published in order by one thread so no RPC waits on containerd.
 //! When containerd restarts, the connection is re-established and the event retried.
 //!
+//! The connection is closed once no event came for `IDLE`: ttrpc's client keeps a receiver
+//! thread that polls its socket every 10 ms for as long as the connection lives (100 wake-ups
+//! a second, a shim's whole CPU cost when idle) and a sender thread. The next event connects
+//! again (a unix socket connect, well under a millisecond).
+//!
 //! Each event is encoded when it is queued, with its type URL spelled from the message's name:
 //! asking protobuf for the full name goes through its reflection, which builds the descriptors
 //! of every proto file the event depends on (descriptor.proto among them) and keeps them for
 //! the shim's life — some hundreds of KB per shim for a string we know.
 
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -18,6 +23,9 @@ use containerd_shim_protos::{Client, EventsClient};
 
 /// Protobuf package of the task events (containerd/api/events/task.proto).
 const EVENTS_PACKAGE: &str = "containerd.events";
+
+/// How long the connection to containerd stays open after the last event.
+const IDLE: Duration = Duration::from_secs(2);
 
 /// A queued event: its topic and the `Any` that carries it.
 pub type Event = (&'static str, Any);
@@ -39,8 +47,20 @@ impl Events {
             .name("events".into())
             .spawn(move || {
                 let mut publisher = Some(publisher);
-                for (topic, event) in rx {
-                    publish_with_retry(&mut publisher, &address, &namespace, topic, event);
+                loop {
+                    let next = if publisher.is_some() {
+                        rx.recv_timeout(IDLE)
+                    } else {
+                        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                    };
+                    match next {
+                        Ok((topic, event)) => {
+                            publish_with_retry(&mut publisher, &address, &namespace, topic, event)
+                        }
+                        // Idle: close the connection (and its two threads).
+                        Err(RecvTimeoutError::Timeout) => publisher = None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })?;
         Ok(Self { tx })

@@ -45,6 +45,9 @@ const ALLOWED: &[i64] = &[
     libc::SYS_rt_sigaction,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
+    // resumes a timed wait (poll, futex, nanosleep) stopped by SIGSTOP or a debugger: without
+    // it the wait fails with EPERM after a `kill -STOP`/`-CONT` of the shim
+    libc::SYS_restart_syscall,
     // files, fifos, sockets
     libc::SYS_read,
     libc::SYS_write,
