@@ -138,6 +138,17 @@ fn signal_started() {
     unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
 }
 
+/// polis-runc and the log binaries we spawn get the caller's GLIBC_TUNABLES, not the
+/// server's own (start.rs). Called before any thread exists.
+fn restore_tunables() {
+    use crate::start::{ORIG_TUNABLES, TUNABLES};
+    match std::env::var_os(ORIG_TUNABLES) {
+        Some(o) => std::env::set_var(TUNABLES, o),
+        None => std::env::remove_var(TUNABLES),
+    }
+    std::env::remove_var(ORIG_TUNABLES);
+}
+
 /// The server: the shim's long life.
 pub fn serve(flags: &Flags) -> Result<()> {
     if flags.socket.is_empty() || flags.namespace.is_empty() {
@@ -151,6 +162,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    restore_tunables();
     crate::logger::init(flags.debug);
     let Some(listener) = listen(&flags.socket)? else {
         std::fs::write("address", &flags.socket).context("write address")?;
