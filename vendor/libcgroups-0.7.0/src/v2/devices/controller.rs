@@ -76,7 +76,13 @@ impl Devices {
 
         // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
         // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
+        // polis patch: a failure is not fatal. Since Linux 5.11 a BPF program is charged to
+        // the memory cgroup and RLIMIT_MEMLOCK no longer applies; raising it takes
+        // CAP_SYS_RESOURCE, which a runtime inside a container often lacks (runc never raises
+        // it). On an older kernel that needs it, the load below fails with the reason.
+        if let Err(err) = bpf_prog::bump_memlock_rlimit() {
+            tracing::debug!("could not raise RLIMIT_MEMLOCK for the device program: {err}");
+        }
         let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
 
         // FIXME: simple way to attach BPF program
