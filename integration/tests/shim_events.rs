@@ -177,7 +177,10 @@ fn oom(go_shim: bool) {
             &id,
             "sh",
             "-c",
-            "x=aaaaaaaa; while true; do x=$x$x; done",
+            // The pause gives a shim time to set up its OOM watch after start: the Go shim
+            // on v2 sets its watch up after the task started and, in the slow v2 guest,
+            // missed an OOM that came first.
+            "sleep 2; x=aaaaaaaa; while true; do x=$x$x; done",
         ],
     ));
     assert_eq!(o.status.code(), Some(137), "{o:?}");

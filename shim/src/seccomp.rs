@@ -98,6 +98,9 @@ const ALLOWED: &[i64] = &[
     libc::SYS_epoll_ctl,
     libc::SYS_epoll_wait,
     libc::SYS_epoll_pwait,
+    // cgroup v2 OOM events: an inotify watch on memory.events
+    libc::SYS_inotify_init1,
+    libc::SYS_inotify_add_watch,
     libc::SYS_socket,
     libc::SYS_socketpair,
     libc::SYS_connect,
