@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -60,6 +60,9 @@ pub trait Store {
     fn release(&mut self, ip: IpAddr) -> Result<(), StoreError>;
 }
 
+/// A new allocation's file before it gets its address as name (see `reserve`).
+const STAGED: &str = ".reserving";
+
 pub struct DiskStore {
     dir: PathBuf,
     _lock: File,
@@ -88,6 +91,9 @@ impl DiskStore {
                 return Err(io_err(&lock_path)(e));
             }
         }
+        // What a run killed between staging and linking left (we hold the lock: no one else
+        // is staging).
+        let _ = fs::remove_file(dir.join(STAGED));
         Ok(DiskStore { dir, _lock: lock })
     }
 
@@ -112,12 +118,18 @@ impl Store for DiskStore {
 
     fn reserve(&mut self, ip: IpAddr, owner: &Owner, set: usize) -> Result<bool, StoreError> {
         let p = self.dir.join(ip.to_string());
-        let mut f = match OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(f) => f,
+        // The file appears with its owner in it or not at all: written aside, then linked to
+        // its name (which fails if the address is taken). Created empty and then written, a
+        // plugin killed in between left an address without owner, which no DEL releases.
+        let staged = self.dir.join(STAGED);
+        overwrite(&staged, owner.encode().as_bytes()).map_err(io_err(&staged))?;
+        let linked = fs::hard_link(&staged, &p);
+        let _ = fs::remove_file(&staged);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(io_err(&p)(e)),
-        };
-        f.write_all(owner.encode().as_bytes()).map_err(io_err(&p))?;
+        }
         let last = self.last_path(set);
         overwrite(&last, ip.to_string().as_bytes()).map_err(io_err(&last))?;
         Ok(true)
