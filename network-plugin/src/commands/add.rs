@@ -155,7 +155,7 @@ fn attach_host_side(
         allow_localnet(&conf.bridge).map_err(kernel_err)?;
     }
     let alias = nft::tag(&conf.name, &args.container_id, &args.ifname);
-    rtnl.create_veth(host_name, &alias, &args.ifname, ns.as_raw_fd(), conf.mtu)
+    rtnl.create_veth(host_name, &args.ifname, ns.as_raw_fd(), conf.mtu)
         .map_err(|e| {
             let c = if e.errno() == Some(libc::EEXIST) {
                 code::INVALID_CONFIG
@@ -168,7 +168,7 @@ fn attach_host_side(
         .link_by_name(host_name)
         .map_err(kernel_err)?
         .ok_or_else(|| kernel_err(format!("host veth {host_name} vanished after creation")))?;
-    rtnl.set_link(&host, Some(br.index), None)
+    rtnl.set_link(&host, Some(br.index), None, Some(&alias))
         .map_err(kernel_err)?;
     if conf.hairpin_mode {
         rtnl.set_hairpin(&host, true).map_err(kernel_err)?;

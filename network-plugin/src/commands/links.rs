@@ -54,7 +54,7 @@ pub fn ensure_bridge(rtnl: &mut Rtnl, conf: &NetConf) -> Result<Link, NetError> 
         });
     }
     if !br.up || conf.promisc_mode {
-        rtnl.set_link(&br, None, conf.promisc_mode.then_some(true))?;
+        rtnl.set_link(&br, None, conf.promisc_mode.then_some(true), None)?;
     }
     Ok(br)
 }
@@ -120,7 +120,7 @@ pub fn configure_container(
     for ip in ips {
         rtnl.add_address(&link, ip.address)?;
     }
-    rtnl.set_link(&link, None, None)?;
+    rtnl.set_link(&link, None, None, None)?;
     let mut wanted: Vec<(IpNet, Option<IpAddr>)> = Vec::new();
     if default_gw {
         for ip in ips {

@@ -224,11 +224,11 @@ impl Rtnl {
     }
 
     /// Creates a veth pair whose peer is born inside the namespace `peer_netns`.
-    /// `alias` labels the host end (who owns it), for GC.
+    /// (The kernel ignores an IFLA_IFALIAS in a NEWLINK that creates: the alias
+    /// that names the owner is set with the port's SETLINK, see `set_link`.)
     pub fn create_veth(
         &mut self,
         host: &str,
-        alias: &str,
         peer: &str,
         peer_netns: RawFd,
         mtu: Option<u32>,
@@ -240,8 +240,6 @@ impl Rtnl {
         peer_msg.attributes.push(LinkAttribute::NetNsFd(peer_netns));
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(host.to_string()));
-        msg.attributes
-            .push(LinkAttribute::IfAlias(alias.to_string()));
         if let Some(mtu) = mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
             peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
@@ -266,12 +264,15 @@ impl Rtnl {
         Ok(())
     }
 
-    /// Brings a link up, optionally enslaving it and setting promiscuous mode.
+    /// Brings a link up, optionally enslaving it, setting promiscuous mode and
+    /// labelling it with `alias` (in the same message: a port on the bridge
+    /// always carries the alias DEL and GC recognise it by).
     pub fn set_link(
         &mut self,
         link: &Link,
         master: Option<u32>,
         promisc: Option<bool>,
+        alias: Option<&str>,
     ) -> Result<(), NetError> {
         let mut msg = LinkMessage::default();
         msg.header.index = link.index;
@@ -285,6 +286,9 @@ impl Rtnl {
         }
         if let Some(m) = master {
             msg.attributes.push(LinkAttribute::Controller(m));
+        }
+        if let Some(a) = alias {
+            msg.attributes.push(LinkAttribute::IfAlias(a.to_string()));
         }
         let op = format!("set link {} up", link.name);
         self.request(&op, RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)?;
