@@ -69,6 +69,8 @@ bench: deps build
 # soak-short is the few-minutes version CI runs.
 soak: deps build
 	BUILD=0 bench/soak.sh churn 1000 exec 10000 idle 600 pods 50
+	POLIS_BIN_DIR=$(CURDIR)/$(RELEASE) $(CARGO) nextest run --no-capture --test-threads 1 \
+		-p polis-integration -p polis-snapshotter -p polis-bridge --test faults_recovery --test shim_idle
 
 soak-short: deps build
 	BUILD=0 bench/soak.sh churn 100 exec 1000 idle 30 pods 10
