@@ -6,7 +6,7 @@ RELEASE := target/release
 HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 MULTIARCH := $(shell gcc -print-multiarch)
 
-.PHONY: all build deps install test test-v2 unit-test demo bench fmt clippy check clean shim-static
+.PHONY: all build deps install test test-v2 unit-test demo bench bench-v2 fmt clippy check clean shim-static
 
 all: build
 
@@ -63,6 +63,10 @@ demo: deps build
 
 bench: deps build
 	bench/runtime.sh
+
+# The same ratios on cgroup v2 + systemd, in the nested guest (indicative: emulated CPU).
+bench-v2: deps build
+	bench/v2.sh
 
 # Long runs under load (issue 13), not part of `make test`: churn, exec probes, idle cost and
 # pods through a private containerd, Polis against the Go shim + runc (about 30 minutes).

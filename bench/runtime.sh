@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # polis-runc vs runc vs crun on the same busybox bundle running /bin/true, in one run.
-# crun 1.8 refuses the hybrid cgroup layout, so the whole benchmark runs in a private mount
-# namespace with the empty cgroup2 mount removed: every runtime sees the same (v1) layout.
+# crun 1.8 refuses the hybrid cgroup layout, so on a hybrid host the whole benchmark runs in a
+# private mount namespace with the empty cgroup2 mount removed: every runtime sees the same
+# (v1) layout. On a pure v2 host (make bench-v2 runs it in the v2 guest) it runs as it is.
 # Usage: bench/runtime.sh [RUNS]   (prints medians and ratios; not a test)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,13 +13,15 @@ for t in hyperfine runc crun jq busybox /usr/bin/time; do
 done
 [ -x "$polis" ] || { echo "bench: $polis is not built (make build)" >&2; exit 1; }
 
-if [ "${POLIS_BENCH_INNER:-}" != 1 ]; then
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+  echo "== cgroup v2 host"
+elif [ "${POLIS_BENCH_INNER:-}" != 1 ]; then
   exec unshare -m --propagation private env POLIS_BENCH_INNER=1 "$0" "$@"
 fi
-umount /sys/fs/cgroup/unified 2>/dev/null || true
+[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || umount /sys/fs/cgroup/unified 2>/dev/null || true
 
 work=$(mktemp -d /tmp/polis-bench.XXXXXX)
-trap 'for r in polis runc crun; do for id in $("$(bin $r)" --root "$work/$r" list -q 2>/dev/null); do "$(bin $r)" --root "$work/$r" delete -f "$id"; done; done 2>/dev/null; rm -rf "$work"; rmdir /sys/fs/cgroup/*/polis-bench 2>/dev/null' EXIT
+trap 'for r in polis runc crun; do for id in $("$(bin $r)" --root "$work/$r" list -q 2>/dev/null); do "$(bin $r)" --root "$work/$r" delete -f "$id"; done; done 2>/dev/null; rm -rf "$work"; rmdir /sys/fs/cgroup/*/polis-bench /sys/fs/cgroup/polis-bench 2>/dev/null || true' EXIT
 bin() { case $1 in polis) echo "$polis";; runc) command -v runc;; crun) command -v crun;; esac; }
 
 rootfs=$work/bundle/rootfs

@@ -14,11 +14,13 @@ set -euo pipefail
 out=${1:?usage: v2vm-image.sh OUT}
 suite=bookworm
 # What the v2 suite runs in the guest: the reference runtimes, containerd (drives our shim),
-# umoci + busybox (the tests build their images offline), and the tools the tests call.
+# umoci + busybox (the tests build their images offline), the tools the tests call, and what
+# bench/runtime.sh and bench/shim.sh need for their v2 mode (make bench-v2).
 packages=(
   systemd-sysv udev dbus kmod linux-image-amd64
   runc crun containerd umoci busybox-static
   iproute2 nftables procps util-linux psmisc
+  hyperfine jq time bc
 )
 
 mirror=${POLIS_V2VM_MIRROR:-}
