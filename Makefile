@@ -77,7 +77,7 @@ soak: deps build
 		-p polis-integration -p polis-snapshotter -p polis-bridge --test faults_recovery --test shim_idle
 
 soak-short: deps build
-	BUILD=0 bench/soak.sh churn 100 exec 1000 idle 30 pods 10
+	BUILD=0 EXEC_GO=0 bench/soak.sh churn 100 exec 1000 idle 30 pods 10
 
 fmt:
 	$(CARGO) fmt --all -- --check

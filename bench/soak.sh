@@ -7,7 +7,8 @@
 #   exec [M]    M execs into one running container through the Polis shim (Exec, Start, Wait,
 #               Delete with stdout/stderr fifos, as containerd does for a probe; driven by
 #               polis-exec-probe, no process per exec): the shim's VmRSS, fds and threads at 0,
-#               1000 and the end (default 10000); target RSS(end) within 5 % of RSS(1000)
+#               1000 and the end (default 10000); target RSS(end) within 5 % of RSS(1000);
+#               then the same against the Go shim (EXEC_GO=0 skips it)
 #   idle [S]    CPU time (utime+stime) of a shim with one sleeping container over S seconds,
 #               Polis and Go side by side (default 600)
 #   pods [P]    P groups of 2 containers per shim started concurrently, per runtime (default
@@ -200,6 +201,20 @@ part_exec() {
     [[ $fe == "$f1" && $te == "$t1" ]] || fail "exec: fds $f1 -> $fe or threads $t1 -> $te after 1000 execs"
   fi
   ((errs == 0)) || fail "exec: $errs errors"
+  # The reference: the same execs through containerd's Go shim (+ runc), which serves the
+  # same Task API. EXEC_GO=0 skips it.
+  if [[ ${EXEC_GO:-1} != 0 ]]; then
+    c run -d --runtime $GO "$IMAGE" soak-exec-go sleep 100000 >/dev/null
+    shim=$(shim_of soak-exec-go)
+    addr=$(cat "$W/state/io.containerd.runtime.v2.task/$NS/soak-exec-go/address")
+    in_ns "$probe" "$addr" soak-exec-go "$shim" "$m" 1000 "$W/fifo" >"$W/out/exec-go"
+    read -r _ r0 f0 t0 _ < <(awk '$1 == 0' "$W/out/exec-go")
+    read -r _ r1 f1 t1 _ < <(awk '$1 == 1000' "$W/out/exec-go")
+    read -r _ re fe te _ < <(awk '$1 ~ /^[0-9]+$/' "$W/out/exec-go" | tail -1)
+    errs=$(awk '$1 == "errors" {print $2}' "$W/out/exec-go") secs=$(awk '$1 == "seconds" {print $2}' "$W/out/exec-go")
+    printf 'exec go shim: %d execs in %s s (%.0f/s), %d errors; RSS kB %s / %s / %s; fds %s / %s / %s; threads %s / %s / %s\n' \
+      "$m" "$secs" "$(echo "$m / $secs" | bc -l)" "$errs" "$r0" "${r1:-?}" "$re" "$f0" "${f1:-?}" "$fe" "$t0" "${t1:-?}" "$te"
+  fi
   remove_all
   rm -rf "$W/fifo"
   check_clean exec
