@@ -264,11 +264,11 @@ pods_of() { # runtime tag count -> "ms running shims errors"
 part_pods() {
   local n=${1:-50}
   echo "== pods: $n groups of 2 containers started concurrently, per runtime"
-  local pm pr ps pe gm gr gs ge t0
+  local pm pr ps pe gm gr gs t0
   read -r pm pr ps pe < <(pods_of $POLIS ppod "$n" io.containerd.polis.v2.group)
   t0=$(now); remove_all; local prm; prm=$(ms_since "$t0")
   check_clean "pods (polis)"
-  read -r gm gr gs ge < <(pods_of $GO gpod "$n" io.containerd.runc.v2.group)
+  read -r gm gr gs _ < <(pods_of $GO gpod "$n" io.containerd.runc.v2.group)
   t0=$(now); remove_all; local grm; grm=$(ms_since "$t0")
   printf 'pods polis: %d/%d running, %d shims, all started in %.1f s, removed in %.1f s\n' \
     "$pr" $((2 * n)) "$ps" "$(echo "$pm / 1000" | bc -l)" "$(echo "$prm / 1000" | bc -l)"
