@@ -444,7 +444,7 @@ const SCENARIOS: &[Scenario] = &[
         &[
             (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
             (
-                &["@sh", "script -qec 'stty rows 33 cols 77; {rt} exec -t {id} stty size' /dev/null"],
+                &["@sh", "script -qec 'stty rows 33 cols 77; {rt} exec -t {id} sh -c \"sleep 0.5; stty size\"' /dev/null"],
                 Cmp::With(tty_text),
             ),
             (

@@ -417,7 +417,7 @@ fn run_keep_leaves_a_stopped_container_and_preserve_fds_passes_fds() {
 }
 
 #[test]
-fn events_stream_until_the_container_stops_and_ps_takes_ps_args() {
+fn events_stream_until_the_container_is_deleted_and_ps_takes_ps_args() {
     let rt = Runtime::polis();
     let c = Container::started(&rt, "evs", &["/bin/sleep", "1000"]);
     let table = rt.ok(&["ps", &c.id, "-o", "pid,comm"]);
@@ -443,7 +443,15 @@ fn events_stream_until_the_container_stops_and_ps_takes_ps_args() {
         std::thread::sleep(Duration::from_millis(50));
     }
     rt.ok(&["kill", &c.id, "KILL"]);
-    // The stream ends by itself once the container has stopped.
+    rt.wait_status(&c.id, "stopped");
+    // As runc's: the stream goes on while the stopped container exists (its cgroup does), and
+    // ends by itself once it is deleted.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "events ended at the stop"
+    );
+    rt.ok(&["delete", &c.id]);
     let status = child.wait().unwrap();
     assert!(status.success());
     for line in std::fs::read_to_string(out.path()).unwrap().lines() {

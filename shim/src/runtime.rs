@@ -147,9 +147,12 @@ impl Runtime {
     }
 
     /// The pids in the container (`ps --format json`).
+    /// A container without processes is `null` (runc's, and polis-runc's, answer).
     pub fn ps(&self, id: &str) -> Result<Vec<u32>> {
         let out = self.run_strs(id, &["ps", "--format", "json", id], None)?;
-        serde_json::from_slice(&out).map_err(|e| self.output_error("ps", id, e.to_string()))
+        serde_json::from_slice::<Option<Vec<u32>>>(&out)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.output_error("ps", id, e.to_string()))
     }
 
     /// Applies an OCI `LinuxResources` JSON document.
