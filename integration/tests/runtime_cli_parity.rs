@@ -723,6 +723,22 @@ const SCENARIOS: &[Scenario] = &[
             (&["delete", "--force", "{id}"], Cmp::Code),
         ],
     ),
+    sc(
+        "signals: the init and an exec start with SIGPIPE at its default",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (
+                &[
+                    "exec", "{id}", "/bin/sh", "-c",
+                    "for p in 1 self; do i=$(grep SigIgn /proc/$p/status | cut -f2); \
+                     echo SIGPIPE ignored in $p: $(( 0x$i >> 12 & 1 )); done; (yes | head -1) 2>&1",
+                ],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
 ];
 
 /// Hooks of the given kinds, each appending its name, cwd, environment and the state it got

@@ -510,6 +510,12 @@ pub fn container_init_process(
         Err(MissingSpecError::Args)?;
     }
 
+    // polis patch: the container's process starts with SIGPIPE at its default action, as
+    // runc's do. Rust's runtime ignores SIGPIPE in the runtime process, and an ignored signal
+    // stays ignored across exec: `yes | head -1` in a container then failed with "Broken pipe"
+    // instead of `yes` ending quietly.
+    // SAFETY: resetting a signal disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     args.executor.exec(ctx.spec).map_err(|err| {
         tracing::error!(?err, "failed to execute payload");
         err
