@@ -739,6 +739,22 @@ const SCENARIOS: &[Scenario] = &[
             (&["delete", "--force", "{id}"], Cmp::Code),
         ],
     ),
+    sc(
+        "events ends quietly when its reader goes away (killed by SIGPIPE, as runc)",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    "({rt} events --interval 100ms {id}; echo \"events: $?\" >&2) 2>err | head -c 1 >/dev/null; \
+                     cat err",
+                ],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
 ];
 
 /// Hooks of the given kinds, each appending its name, cwd, environment and the state it got

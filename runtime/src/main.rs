@@ -43,6 +43,22 @@ fn main() {
         let _ = std::env::set_current_dir("/");
     }
     let g = &cli.global;
+    // Commands that only print end quietly when their reader goes away (`events | head -1`),
+    // killed by SIGPIPE as runc is, instead of failing on EPIPE with an error. The others keep
+    // Rust's ignored SIGPIPE: they talk to their own child processes and sockets, where a
+    // closed peer is an error to report, not a reason to die.
+    if matches!(
+        command,
+        cli::Command::State(_)
+            | cli::Command::List(_)
+            | cli::Command::Ps(_)
+            | cli::Command::Events(_)
+            | cli::Command::Spec(_)
+            | cli::Command::Features
+    ) {
+        // SAFETY: setting a signal's disposition to its default has no preconditions.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if let Err(err) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         eprintln!("{err:#}");
         std::process::exit(1);
