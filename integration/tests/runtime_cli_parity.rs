@@ -755,6 +755,23 @@ const SCENARIOS: &[Scenario] = &[
             (&["delete", "--force", "{id}"], Cmp::Code),
         ],
     ),
+    sc(
+        "events --stats: runc's fields, empty ones left out as runc leaves them",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["update", "--pids-limit", "50", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    "{rt} events --stats {id} | jq -r '[paths | map(tostring) | join(\".\")] \
+                     | map(select(test(\"[.][0-9]+([.]|$)\") | not)) | sort | .[]'",
+                ],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
 ];
 
 /// Hooks of the given kinds, each appending its name, cwd, environment and the state it got

@@ -21,8 +21,9 @@ pub fn events(args: Events, g: &GlobalOpts) -> Result<i32> {
         bail!("container {id:?} is not running");
     }
     let manager = cgroup_manager(&container)?;
+    let init_pid = container.pid().map(|p| p.as_raw());
     if args.stats {
-        println!("{}", stats_event(id, &manager)?);
+        println!("{}", stats_event(id, &manager, init_pid)?);
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
@@ -52,7 +53,7 @@ pub fn events(args: Events, g: &GlobalOpts) -> Result<i32> {
         if super::load(g, id).is_err() {
             return Ok(0);
         }
-        match stats_event(id, &manager) {
+        match stats_event(id, &manager, init_pid) {
             Ok(v) => writeln!(out, "{v}")?,
             Err(err) => tracing::error!("{err:#}"),
         }
@@ -138,11 +139,16 @@ pub fn cgroup_manager(c: &Container) -> Result<AnyCgroupManager> {
     .with_context(|| format!("failed to open cgroup of container {:?}", c.id()))
 }
 
-fn stats_event(id: &str, m: &AnyCgroupManager) -> Result<String> {
+fn stats_event(id: &str, m: &AnyCgroupManager, pid: Option<i32>) -> Result<String> {
     let stats = m
         .stats()
         .with_context(|| format!("failed to read cgroup stats of container {id:?}"))?;
-    Ok(event("stats", id, Some(runc_stats(&stats))))
+    let mut data = runc_stats(&stats);
+    data["cpuset"] = pid.map(cpuset_stats).unwrap_or_else(|| json!({}));
+    data["intel_rdt"] = json!({});
+    data["network_interfaces"] = Value::Null;
+    omit_empty(&mut data, OMIT_EMPTY);
+    Ok(event("stats", id, Some(data)))
 }
 
 /// An event line with runc's key order: type, id, then data (left out when there is none).
@@ -164,6 +170,112 @@ fn oom_count(m: &AnyCgroupManager) -> u64 {
         .ok()
         .and_then(|s| s.memory.stats.get("oom_kill").copied())
         .unwrap_or(0)
+}
+
+/// The fields runc's `types.Stats` leaves out when they are zero or empty (Go's `omitempty`):
+/// a path of keys, `*` for every element of an array or value of a map.
+const OMIT_EMPTY: &[&[&str]] = &[
+    &["hugetlb", "*", "usage"],
+    &["hugetlb", "*", "max"],
+    &["blkio", "*", "*", "major"],
+    &["blkio", "*", "*", "minor"],
+    &["blkio", "*", "*", "op"],
+    &["blkio", "*", "*", "value"],
+    &["blkio", "*"],
+    &["pids", "current"],
+    &["pids", "limit"],
+    &["cpu", "throttling", "periods"],
+    &["cpu", "throttling", "throttledPeriods"],
+    &["cpu", "throttling", "throttledTime"],
+    &["cpu", "usage", "total"],
+    &["cpu", "usage", "percpu"],
+    &["cpu", "usage", "percpu_kernel"],
+    &["cpu", "usage", "percpu_user"],
+    &["cpuset", "cpus"],
+    &["cpuset", "mems"],
+    &["memory", "cache"],
+    &["memory", "*", "usage"],
+    &["memory", "*", "max"],
+    &["memory", "raw"],
+];
+
+/// Removes the fields at `paths` whose value is 0, "", an empty array or an empty object.
+fn omit_empty(v: &mut Value, paths: &[&[&str]]) {
+    fn walk(v: &mut Value, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let empty = |x: &Value| match x {
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::Null => true,
+            Value::Bool(_) => false,
+        };
+        match v {
+            Value::Object(o) if rest.is_empty() => {
+                if *first == "*" {
+                    o.retain(|_, x| !empty(x));
+                } else if o.get(*first).is_some_and(empty) {
+                    o.remove(*first);
+                }
+            }
+            Value::Object(o) if *first == "*" => o.values_mut().for_each(|x| walk(x, rest)),
+            Value::Object(o) => {
+                if let Some(x) = o.get_mut(*first) {
+                    walk(x, rest);
+                }
+            }
+            Value::Array(a) if *first == "*" => a.iter_mut().for_each(|x| walk(x, rest)),
+            _ => {}
+        }
+    }
+    for p in paths {
+        walk(v, p);
+    }
+}
+
+/// runc's cpuset statistics: the cgroup's cpuset files (lists expanded, flags as numbers).
+fn cpuset_stats(pid: i32) -> Value {
+    let Some(dir) = super::subcgroup::dir_of(pid, "cpuset") else {
+        return json!({});
+    };
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(format!("cpuset.{f}")))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let num = |f: &str| -> Value { read(f).parse::<i64>().map(Value::from).unwrap_or(json!(0)) };
+    json!({
+        "cpus": expand_list(&read("cpus")),
+        "cpu_exclusive": num("cpu_exclusive"),
+        "mems": expand_list(&read("mems")),
+        "mem_hardwall": num("mem_hardwall"),
+        "mem_exclusive": num("mem_exclusive"),
+        "memory_migrate": num("memory_migrate"),
+        "memory_spread_page": num("memory_spread_page"),
+        "memory_spread_slab": num("memory_spread_slab"),
+        "memory_pressure": num("memory_pressure"),
+        "sched_load_balance": num("sched_load_balance"),
+        "sched_relax_domain_level": num("sched_relax_domain_level"),
+    })
+}
+
+/// "0-2,5" as [0, 1, 2, 5].
+fn expand_list(s: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<u32>().ok()),
+        }
+    }
+    out
 }
 
 /// libcgroups' stats in the shape of runc's `events --stats` (`types.Stats`).
@@ -226,6 +338,21 @@ pub fn runc_stats(s: &Stats) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_fields_are_left_out_as_go_does() {
+        let mut v = json!({"pids": {"current": 1, "limit": 0},
+                           "blkio": {"a": [], "b": [{"major": 0, "op": "Read", "value": 3}]},
+                           "hugetlb": {"2MB": {"usage": 0, "max": 0, "failcnt": 0}}});
+        omit_empty(&mut v, OMIT_EMPTY);
+        assert_eq!(
+            v,
+            json!({"pids": {"current": 1}, "blkio": {"b": [{"op": "Read", "value": 3}]},
+                   "hugetlb": {"2MB": {"failcnt": 0}}})
+        );
+        assert_eq!(expand_list("0-2,5"), vec![0, 1, 2, 5]);
+        assert_eq!(expand_list(""), Vec::<u32>::new());
+    }
 
     #[test]
     fn stats_have_runc_field_names() {
