@@ -772,6 +772,35 @@ const SCENARIOS: &[Scenario] = &[
             (&["delete", "--force", "{id}"], Cmp::Code),
         ],
     ),
+    sc(
+        "exec with stdin that is not a terminal (a pipe)",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["@sh", "printf 'one\\ntwo\\n' | {rt} exec {id} sh -c 'wc -l; test -t 0; echo $?'"], Cmp::Out),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
+    sc(
+        "update: realtime period and runtime, shares, reservation, swap",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (&["update", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "0", "{id}"], Cmp::Code),
+            (&["update", "--cpu-rt-runtime", "10000", "{id}"], Cmp::Code),
+            (&["update", "--cpu-share", "512", "--memory-reservation", "10m", "--memory", "64m", "--memory-swap", "128m", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    "cat /sys/fs/cgroup/cpu{cg}/cpu.rt_period_us /sys/fs/cgroup/cpu{cg}/cpu.rt_runtime_us \
+                     /sys/fs/cgroup/cpu{cg}/cpu.shares /sys/fs/cgroup/memory{cg}/memory.soft_limit_in_bytes \
+                     /sys/fs/cgroup/memory{cg}/memory.limit_in_bytes",
+                ],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
 ];
 
 /// Hooks of the given kinds, each appending its name, cwd, environment and the state it got
