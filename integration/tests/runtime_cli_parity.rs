@@ -5,7 +5,8 @@
 //! behaves as runc, to tell runc's own habits from common ones); the test fails on any
 //! difference between polis-runc and runc that is not a documented, kept one.
 //!
-//! `PARITY_ONLY=text` runs the scenarios whose name contains `text`; `PARITY_CRUN=0` skips crun.
+//! `PARITY_ONLY=text` runs the scenarios whose name contains `text`; `PARITY_CRUN=0` skips crun;
+//! `PARITY_SHOW=1` prints every runtime's results.
 
 use polis_integration::runtime::{run_captured, stderr, stdout, Container, Runtime};
 use serde_json::{json, Value};
@@ -993,6 +994,9 @@ fn runcs_command_line_habits_work_the_same() {
         let p = run(&polis, s);
         let r = run(&runc, s);
         let c = crun.as_ref().map(|crun| run(crun, s));
+        if std::env::var_os("PARITY_SHOW").is_some() {
+            println!("  polis-runc {p:?}\n  runc       {r:?}\n  crun       {c:?}");
+        }
         let crun_col = match &c {
             None => "-",
             Some(c) if *c == r => {
