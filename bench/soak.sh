@@ -54,6 +54,8 @@ NS=polis-soak-$$
 # shellcheck source=bench/private-containerd.sh
 . "$here/bench/private-containerd.sh"
 trap pc_exit EXIT
+# A signal (^C, timeout) also goes through the cleanup.
+trap 'exit 130' INT TERM
 pc_start
 
 POLIS=io.containerd.polis.v2 GO=io.containerd.runc.v2
