@@ -697,7 +697,7 @@ const SCENARIOS: &[Scenario] = &[
         edit: Some(|s, _| {
             s["hooks"] = json!({"prestart": [
                 {"path": "/bin/true"},
-                {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}
+                {"path": "/bin/sh", "args": ["sh", "-c", "echo oops >&2; exit 3"]}
             ]});
         }),
         ..sc(
@@ -802,6 +802,21 @@ const SCENARIOS: &[Scenario] = &[
             (&["delete", "--force", "{id}"], Cmp::Code),
         ],
     ),
+    Scenario {
+        edit: Some(|s, _| {
+            s["hooks"] = json!({"prestart": [
+                {"path": "/bin/sh", "args": ["sh", "-c", "echo out-noise; echo err-noise >&2"]}
+            ]});
+        }),
+        ..sc(
+            "a hook that succeeds: what it writes is not the runtime's output",
+            SLEEP,
+            &[
+                (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::With(|o, e| format!("{o}|{e}"))),
+                (&["delete", "--force", "{id}"], Cmp::Code),
+            ],
+        )
+    },
 ];
 
 /// Hooks of the given kinds, each appending its name, cwd, environment and the state it got
@@ -857,11 +872,17 @@ fn json_len(out: &str, _: &str) -> String {
     }
 }
 
-/// Whether the error names the failing hook (its path and exit status).
+/// Whether the error names the failing hook (its path and exit status) and quotes what it wrote
+/// to stderr (which is not also passed through).
 fn names_hook(_: &str, err: &str) -> String {
     let path = err.contains("/bin/sh") || err.contains("#1");
     let status = err.contains("status 3");
-    format!("names the hook: {path}, its status: {status}")
+    let output = err.contains("stderr: oops");
+    let once = err.matches("oops").count() == 1;
+    format!(
+        "names the hook: {path}, its status: {status}, quotes its stderr once: {}",
+        output && once
+    )
 }
 
 /// The kinds of log lines: debug lines at all, start-up progress of the container process

@@ -18,11 +18,13 @@ pub enum HookError {
     #[error("failed to encode container state")]
     EncodeContainerState(#[source] serde_json::Error),
     // polis patch: a failing hook is named by its place and path, with its exit status
-    #[error("hook #{index} ({path}) exited with status {code}")]
+    #[error("hook #{index} ({path}) exited with status {code}{output}")]
     NonZeroExitCode {
         index: usize,
         path: String,
         code: i32,
+        /// what it wrote, as ", stdout: ..., stderr: ..." (empty when it was not kept)
+        output: String,
     },
     #[error("hook #{index} ({path}) was killed by a signal")]
     Killed { index: usize, path: String },
@@ -90,12 +92,22 @@ pub fn run_hooks(
             };
             tracing::debug!("run_hooks envs: {:?}", envs);
 
+            // polis patch: the hook's stdout and stderr are kept (in memory files, which never
+            // fill up and block it as a pipe would) and quoted in the error if it fails, as runc
+            // does; a hook that succeeds says nothing on ours. Upstream dropped its stdout and
+            // passed its stderr through. Where no memory file can be made, as upstream.
+            let (out, err) = (memory_file("hook-stdout"), memory_file("hook-stderr"));
+            let stdio = |f: &Option<std::fs::File>, or: fn() -> process::Stdio| {
+                f.as_ref()
+                    .and_then(|f| f.try_clone().ok())
+                    .map_or_else(or, process::Stdio::from)
+            };
             let mut hook_process = hook_command
                 .env_clear()
                 .envs(envs)
                 .stdin(process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(process::Stdio::inherit())
+                .stdout(stdio(&out, process::Stdio::null))
+                .stderr(stdio(&err, process::Stdio::inherit))
                 .spawn()
                 .map_err(HookError::CommandExecute)?;
             let hook_process_pid = Pid::from_raw(hook_process.id() as i32);
@@ -161,6 +173,14 @@ pub fn run_hooks(
                         index,
                         path: hook.path().display().to_string(),
                         code,
+                        output: match (out, err) {
+                            (Some(out), Some(err)) => format!(
+                                ", stdout: {}, stderr: {}",
+                                read_back(out),
+                                read_back(err)
+                            ),
+                            _ => String::new(),
+                        },
                     }),
                     None => Err(HookError::Killed {
                         index,
@@ -173,6 +193,24 @@ pub fn run_hooks(
     }
 
     Ok(())
+}
+
+/// polis patch: an anonymous file in memory for a hook's output.
+fn memory_file(name: &str) -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid C string; the fd returned is new and owned by the File below.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// polis patch: what a hook wrote to a memory file, trimmed.
+fn read_back(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut s = String::new();
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.take(64 * 1024).read_to_string(&mut s);
+    s.trim().to_string()
 }
 
 #[cfg(test)]
