@@ -437,6 +437,25 @@ fn systemd_driver_makes_a_transient_scope_with_the_limits() {
             &c.id,
         ]));
         assert!(!again.status.success(), "{}: second create", rt.name);
+        if rt.name == "polis-runc" {
+            // Another state root, the same unit: runc 1.1.5 joins the live scope (two
+            // containers in one cgroup, each deleting it); polis-runc refuses, naming it.
+            let other = Runtime::polis();
+            let o = run_captured(other.command().args([
+                "--systemd-cgroup",
+                "create",
+                "--bundle",
+                &bundle,
+                &c.id,
+            ]));
+            let err = stderr(&o);
+            assert!(!o.status.success(), "a second runtime joined {unit}");
+            assert!(err.contains(&unit), "error does not name {unit}: {err}");
+            assert!(
+                other.run(&["state", &c.id]).status.code() != Some(0),
+                "the refused create left a container behind"
+            );
+        }
         let o = run_captured(
             rt.command()
                 .args(["--systemd-cgroup", "delete", "--force", &c.id]),

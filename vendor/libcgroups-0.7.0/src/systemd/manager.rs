@@ -488,6 +488,16 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// polis patch: the name of this manager's transient unit when systemd already has it
+    /// (another container lives in it); `add_task` would join it.
+    pub fn unit_in_use(&self) -> Option<&str> {
+        self.client
+            .transient_unit_exists(&self.unit_name)
+            .then_some(self.unit_name.as_str())
+    }
+}
+
 impl CgroupManager for Manager {
     type Error = SystemdManagerError;
 

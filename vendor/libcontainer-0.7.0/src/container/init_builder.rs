@@ -88,6 +88,30 @@ impl InitContainerBuilder {
                 }
             }
         }
+        // polis patch: a new container never joins a systemd unit that already exists (a
+        // container of another state root with the same cgroupsPath): it would share the
+        // cgroup, and either delete would stop the other. Checked before anything is made,
+        // so the refusal removes nothing of the unit's owner.
+        if self.use_systemd {
+            let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
+            let config = libcgroups::common::CgroupConfig {
+                cgroup_path: crate::utils::get_cgroup_path(
+                    linux.cgroups_path(),
+                    &self.base.container_id,
+                ),
+                systemd_cgroup: true,
+                container_name: self.base.container_id.clone(),
+            };
+            if let libcgroups::common::AnyCgroupManager::Systemd(m) =
+                libcgroups::common::create_cgroup_manager(config)?
+            {
+                if let Some(unit) = m.unit_in_use() {
+                    return Err(LibcontainerError::OtherCgroup(format!(
+                        "systemd unit {unit} already exists: another container runs in it"
+                    )));
+                }
+            }
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
