@@ -98,7 +98,27 @@ fn one_line(msg: &str) -> String {
     for p in PLUMBING {
         out = out.replace(p, "");
     }
-    out
+    drop_repeats(&out)
+}
+
+/// Libraries whose error text already ends with its source's text make the chain say the
+/// same thing twice ("x not available: x not available"): a run of causes repeated right
+/// after itself is kept once.
+fn drop_repeats(msg: &str) -> String {
+    let mut parts: Vec<&str> = msg.split(": ").collect();
+    let mut i = 0;
+    while i < parts.len() {
+        let dup = (1..=(parts.len() - i) / 2)
+            .rev()
+            .find(|&k| parts[i..i + k] == parts[i + k..i + 2 * k]);
+        match dup {
+            Some(k) => {
+                parts.drain(i + k..i + 2 * k);
+            }
+            None => i += 1,
+        }
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -110,5 +130,16 @@ mod tests {
             super::one_line(m),
             "failed to create container \"e1\": executable /nope: No such file"
         );
+    }
+
+    #[test]
+    fn a_cause_repeated_by_its_wrapper_is_said_once() {
+        let m = "failed to create container \"c\": systemd error: no systemd: no systemd";
+        assert_eq!(
+            super::one_line(m),
+            "failed to create container \"c\": systemd error: no systemd"
+        );
+        assert_eq!(super::drop_repeats("a: b: a: b: c"), "a: b: c");
+        assert_eq!(super::drop_repeats("a: b: c"), "a: b: c");
     }
 }
