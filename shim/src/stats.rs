@@ -358,6 +358,12 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
         swap_limit: v2_limit(d, "memory.swap.max"),
         ..Default::default()
     });
+    m.io = MessageField::some(v2::IOStat {
+        usage: read(d, "io.stat")
+            .map(|data| parse_io_stat(&data))
+            .unwrap_or_default(),
+        ..Default::default()
+    });
     let ev = keyed(d, "memory.events");
     m.memory_events = MessageField::some(v2::MemoryEvents {
         low: ev.get("low"),
@@ -368,6 +374,35 @@ fn metrics_v2(d: &Path) -> v2::Metrics {
         ..Default::default()
     });
     m
+}
+
+/// `io.stat`: one line per device, `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. ...`.
+fn parse_io_stat(data: &str) -> Vec<v2::IOEntry> {
+    data.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (major, minor) = fields.next()?.split_once(':')?;
+            let mut e = v2::IOEntry {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                ..Default::default()
+            };
+            for kv in fields {
+                let Some((k, v)) = kv.split_once('=') else {
+                    continue;
+                };
+                let v = v.parse().unwrap_or(0);
+                match k {
+                    "rbytes" => e.rbytes = v,
+                    "wbytes" => e.wbytes = v,
+                    "rios" => e.rios = v,
+                    "wios" => e.wios = v,
+                    _ => {}
+                }
+            }
+            Some(e)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -485,9 +520,19 @@ mod tests {
                 ("memory.events", "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"),
                 ("pids.current", "3\n"),
                 ("pids.max", "100\n"),
+                (
+                    "io.stat",
+                    "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+                ),
             ],
         );
         let m = metrics_v2(t.path());
+        assert_eq!(m.io.usage.len(), 1);
+        let io = &m.io.usage[0];
+        assert_eq!(
+            (io.major, io.minor, io.rbytes, io.wbytes, io.rios, io.wios),
+            (254, 0, 4096, 8192, 1, 2)
+        );
         assert_eq!(
             (m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec),
             (700, 500, 200)
