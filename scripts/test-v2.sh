@@ -3,7 +3,7 @@
 # The release binaries (make build) and the test binaries, built here on the host, are shared
 # into the guest read-only at their own paths; nothing is compiled in the guest.
 #
-#   scripts/test-v2.sh [TEST-BINARY]...
+#   scripts/test-v2.sh [TEST-BINARY]...     (POLIS_V2_FILTER=NAME: only the tests matching it)
 #
 # Default: every integration/tests/v2_*.rs (v2 and systemd only), then the host suite's shim
 # tests again, which read the v2 files when they find a v2 host: containerd 1.6 in the guest
@@ -29,14 +29,20 @@ for b in polis-runc containerd-shim-polis-v2 polis-bridge polis-ipam polis-snaps
   [ -x "target/release/$b" ] || { echo "test-v2: target/release/$b is missing (make build)" >&2; exit 1; }
 done
 
+# The pod sandbox image's /pause, built here (the guest has no compiler).
+pause_dir=$(mktemp -d /tmp/polis-v2pause.XXXXXX)
+trap 'rm -rf "$pause_dir"' EXIT
+cc -static -Os -s -o "$pause_dir/pause" integration/fixtures/pause.c
+
 # One test binary after another, each test in it after another: the guest has 2 emulated
 # CPUs, and the runtimes' start-up is what the emulation makes slow.
 script='rc=0
 for b in "$@"; do
   echo "== ${b##*/}"
-  "$b" --test-threads 1 || rc=1
+  "$b" --test-threads 1 $POLIS_V2_FILTER || rc=1
 done
 exit $rc'
-scripts/v2vm.sh -s "$repo" -t "${POLIS_V2_TIMEOUT:-1200}" \
-  -e POLIS_BIN_DIR="$repo/target/release" -e RUST_BACKTRACE=1 \
+scripts/v2vm.sh -s "$repo" -s "$pause_dir" -t "${POLIS_V2_TIMEOUT:-1200}" \
+  -e POLIS_BIN_DIR="$repo/target/release" -e POLIS_PAUSE_BIN="$pause_dir/pause" -e RUST_BACKTRACE=1 \
+  -e POLIS_V2_FILTER="${POLIS_V2_FILTER:-}" \
   -- bash -c "$script" test-v2 "${bins[@]}"

@@ -15,12 +15,13 @@ out=${1:?usage: v2vm-image.sh OUT}
 suite=bookworm
 # What the v2 suite runs in the guest: the reference runtimes, containerd (drives our shim),
 # umoci + busybox (the tests build their images offline), the tools the tests call, and what
-# bench/runtime.sh and bench/shim.sh need for their v2 mode (make bench-v2).
+# bench/runtime.sh and bench/shim.sh need for their v2 mode (make bench-v2); CRI sets up a
+# pod's loopback with the reference CNI plugin.
 packages=(
   systemd-sysv udev dbus kmod linux-image-amd64
   runc crun containerd umoci busybox-static
   iproute2 nftables procps util-linux psmisc
-  hyperfine jq time bc
+  hyperfine jq time bc containernetworking-plugins
 )
 
 mirror=${POLIS_V2VM_MIRROR:-}

@@ -56,6 +56,10 @@ pub struct CriOptions {
     /// and the pause image; nothing is imported into k8s.io, CRI pulls (PullImage, and the
     /// sandbox image on RunPodSandbox).
     pub registry: bool,
+    /// The systemd cgroup driver, as kubeadm sets a node up: `SystemdCgroup = true` for the
+    /// runc handlers, `systemdCgroup` in the Polis shim's config file, and a pod cgroup
+    /// parent that is a slice (CRI then asks for `slice:cri-containerd:<id>`). Needs systemd.
+    pub systemd_cgroup: bool,
 }
 
 /// Where the registry mode's images are.
@@ -76,10 +80,12 @@ impl Cri {
             "nsenter",
             "umoci",
             "ip",
-            "cc",
             "nft",
         ] {
             crate::require_tool(tool);
+        }
+        if std::env::var_os("POLIS_PAUSE_BIN").is_none() {
+            crate::require_tool("cc");
         }
         let name = crate::unique_name(&format!("cri-{tag}"));
         let dir = tempfile::Builder::new()
@@ -127,13 +133,55 @@ impl Cri {
 
         // containerd hard-codes /run/containerd (shim sockets, fifos), CRI /var/run/netns and
         // libcni /var/lib/cni: private copies of both trees in the pinned mount namespace.
+        // With the systemd driver, the runtimes under it need systemd's and D-Bus's sockets
+        // from the real /run: carried over into the private one.
+        let keep_run = if options.systemd_cgroup {
+            let keep = d.join("keep-run");
+            format!(
+                "mkdir -p {k}/systemd {k}/dbus && mount --rbind /run/systemd {k}/systemd \
+                 && mount --rbind /run/dbus {k}/dbus && ",
+                k = keep.display()
+            )
+        } else {
+            String::new()
+        };
+        let restore_run = if options.systemd_cgroup {
+            let keep = d.join("keep-run");
+            format!(
+                " && mkdir -p /run/systemd /run/dbus && mount --move {k}/systemd /run/systemd \
+                 && mount --move {k}/dbus /run/dbus",
+                k = keep.display()
+            )
+        } else {
+            String::new()
+        };
         let ns_file = crate::containerd::pinned_mount_ns(
             &d,
-            "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd \
-             && mount -t tmpfs -o mode=755 polis-varlib /var/lib && mkdir -p /var/lib/cni",
+            &format!(
+                "{keep_run}mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd \
+                 && mount -t tmpfs -o mode=755 polis-varlib /var/lib && mkdir -p /var/lib/cni{restore_run}"
+            ),
         );
 
-        let cgroup_parent = format!("/{name}");
+        // a slice name without '-' is a top-level slice (systemd reads '-' as nesting)
+        let cgroup_parent = if options.systemd_cgroup {
+            format!("{}.slice", name.replace('-', "_"))
+        } else {
+            format!("/{name}")
+        };
+        let (runc_opts, polis_opts) = if options.systemd_cgroup {
+            let shim_cfg = d.join("polis-shim.json");
+            std::fs::write(&shim_cfg, r#"{"systemdCgroup": true}"#).unwrap();
+            (
+                "        SystemdCgroup = true\n".to_string(),
+                format!(
+                    "      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.polis.options]\n        ConfigPath = \"{}\"\n",
+                    shim_cfg.display()
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let mut helpers = Vec::new();
         let mut extra_cfg = String::new();
         let mut snapshotter = "overlayfs";
@@ -197,13 +245,14 @@ state = "{d}/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+{runc_opts}    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis]
       runtime_type = "io.containerd.polis.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis-go]
+{polis_opts}    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis-go]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.polis-go.options]
         BinaryName = "{runc}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+{runc_opts}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
 {registry_cfg}"#,
@@ -438,12 +487,13 @@ state = "{d}/state"
     }
 
     pub fn run_pod(&mut self, config: &PodSandboxConfig, handler: &str) -> String {
-        let r = self
-            .rt
-            .block_on(self.runtime.run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: handler.into(),
-            }));
+        // a deadline, as kubelet sets one: a hang fails the test with containerd's log
+        let mut req = tonic::Request::new(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.into(),
+        });
+        req.set_timeout(Duration::from_secs(180));
+        let r = self.rt.block_on(self.runtime.run_pod_sandbox(req));
         match r {
             Ok(r) => r.into_inner().pod_sandbox_id,
             Err(e) => panic!("RunPodSandbox ({handler}): {e}\n{}", self.log_tail()),
@@ -702,6 +752,12 @@ impl Drop for Cri {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.node_netns])
             .status();
+        if self.options.systemd_cgroup {
+            // the pods' slice is systemd's: it stays until stopped
+            let _ = Command::new("systemctl")
+                .args(["stop", &self.cgroup_parent])
+                .status();
+        }
         // the parent goes once the last pod cgroup has (a moment after its processes)
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline

@@ -229,6 +229,7 @@ fn pulled_images_on_polis_snapshotter(handler: &str) {
         CriOptions {
             polis_snapshotter: true,
             registry: true,
+            ..Default::default()
         },
     );
     let spec = |image: &str| ImageSpec {
