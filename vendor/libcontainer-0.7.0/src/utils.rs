@@ -161,22 +161,32 @@ pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> Pa
 /// polis patch: the cgroup runc's cgroupfs driver makes for a container whose spec has no
 /// `linux.cgroupsPath`: `<id>` relative to the caller's own cgroup. On a v2 host that is the
 /// parent of the caller's cgroup (the caller's own may hold processes, so it could not have
-/// children with controllers); on v1 it is the caller's cgroup itself (read from the memory
-/// hierarchy, as libcgroups keeps one path for every hierarchy).
+/// children with controllers). On v1 runc takes the caller's cgroup in each hierarchy; with
+/// one path for every hierarchy, libcgroups gets the path most of the caller's hierarchies
+/// have (they are all the same on a host whose cgroups systemd or a runtime made).
 pub fn runc_default_cgroup_path(container_id: &str) -> PathBuf {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    let base = own.lines().find_map(|line| {
+    let mut paths: Vec<(&str, usize)> = Vec::new();
+    for line in own.lines() {
         let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let wanted = if unified {
-            controllers.is_empty()
-        } else {
-            controllers.split(',').any(|c| c == "memory")
+        let (Some(_), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
         };
-        wanted.then(|| PathBuf::from(path))
-    });
+        if unified != controllers.is_empty() {
+            continue;
+        }
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, n)) => *n += 1,
+            None => paths.push((path, 1)),
+        }
+    }
+    let base = paths
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(p, _)| PathBuf::from(p));
     let base = match base {
         Some(own) if unified => own.parent().map(Path::to_path_buf).unwrap_or(own),
         Some(own) => own,
