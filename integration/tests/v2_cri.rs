@@ -95,6 +95,14 @@ fn systemd_cgroup_pod_with_the_polis_handler() {
     pod_in_systemd_scopes("polis");
 }
 
+/// containerd's runc shim sends `kill --all` when the pod stops, after systemd has already
+/// removed the container's scope: polis-runc failed reading its cgroup, and CRI retried the
+/// stop forever.
+#[test]
+fn systemd_cgroup_pod_with_the_go_shim_driving_polis_runc() {
+    pod_in_systemd_scopes("polis-go");
+}
+
 #[test]
 fn systemd_cgroup_pod_with_runc_for_reference() {
     pod_in_systemd_scopes("runc");

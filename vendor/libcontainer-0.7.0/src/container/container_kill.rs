@@ -114,7 +114,15 @@ impl Container {
             );
         }
 
-        let pids = cmanager.get_all_pids()?;
+        // polis patch: a cgroup that is gone holds no process to signal (systemd removes a
+        // container's scope as soon as its last process has exited, and containerd's runc
+        // shim sends `kill --all` after that); upstream failed, and CRI retried the stop
+        // forever. runc succeeds.
+        let pids = match cmanager.get_all_pids() {
+            Ok(pids) => pids,
+            Err(err) if cgroup_gone(&err) => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
         pids.iter()
             .try_for_each(|&pid| {
                 tracing::debug!("kill signal {} to {}", signal, pid);
@@ -138,4 +146,16 @@ impl Container {
 
         Ok(())
     }
+}
+
+/// polis patch: whether a cgroup manager's error is its cgroup directory being gone.
+fn cgroup_gone(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<libcgroups::common::WrappedIoError>() {
+            return io.inner().kind() == std::io::ErrorKind::NotFound;
+        }
+        cur = e.source();
+    }
+    false
 }
