@@ -988,14 +988,7 @@ fn run(rt: &Runtime, s: &Scenario) -> Vec<Outcome> {
         };
         results.push((o.status.code(), out));
     }
-    let cgroups_path = c.bundle.cgroups_path.clone();
     drop(c);
-    if rt.name == "crun" {
-        // crun 1.8 leaves the cgroups of a create it refused (unified resources on v1)
-        for dir in polis_integration::leaks::cgroup_dirs(&cgroups_path) {
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
     results
 }
 
