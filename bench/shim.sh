@@ -48,7 +48,7 @@ for i in $(seq "$RUNS"); do
     2) gopolis "$i"; polis "$i"; gorunc "$i" ;;
   esac
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.0f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 if (( RUNS > 0 )); then
   mp=$(median "${tp[@]}") mr=$(median "${tr[@]}") mg=$(median "${tg[@]}")
   printf 'ctr run latency, median of %d (ms): polis-shim+polis-runc %.1f  go-shim+runc %.1f  go-shim+polis-runc %.1f\n' \
