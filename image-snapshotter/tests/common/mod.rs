@@ -118,7 +118,9 @@ impl Daemon {
             if let Ok(Some(st)) = child.try_wait() {
                 panic!("polis-snapshotter exited early: {st}");
             }
-            address.exists()
+            // the socket file appears at bind(), a moment before listen(): until then a
+            // connect is refused
+            std::os::unix::net::UnixStream::connect(address).is_ok()
         });
         Daemon {
             child,
