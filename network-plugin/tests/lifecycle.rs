@@ -236,3 +236,86 @@ fn fifty_parallel_adds_get_distinct_addresses() {
         assert_no_leftovers(&host, data.path(), "par", &format!("par{i}"));
     }
 }
+
+/// DEL isolates the host veth at once (off the bridge, down) and leaves deleting it to a
+/// child: an ADD of the same attachment right after DEL succeeds, and a veth left detached (its
+/// child never ran) is deleted by the next ADD of its attachment, or else by GC.
+#[test]
+fn del_isolates_at_once_and_readd_or_gc_finish_the_deletion() {
+    let host = Netns::new("pbh");
+    let data = tempfile::tempdir().unwrap();
+    let conf = net_conf("defer", data.path(), v4("10.86.0.0/24"), json!({}));
+    let c = Netns::new("pbc");
+    let out = cni(&host, "ADD", "r1", &c.path(), &conf);
+    assert!(out.ok, "ADD failed: {}", out.json);
+    let host_veth = out.json["interfaces"][1]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ip = result_ips(&out.json)[0].clone();
+    assert!(host.ping(&ip), "pod {ip} unreachable before DEL");
+
+    // Re-ADD right after DEL, many times, racing the child's delete.
+    for round in 0..20 {
+        cni(&host, "DEL", "r1", &c.path(), &conf).expect_ok("DEL");
+        let shown = host.run(&["ip", "-o", "link", "show", &host_veth]);
+        let line = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert!(
+            !line.contains(" master ") && !line.contains(",UP"),
+            "round {round}: {host_veth} still bridged or up right after DEL: {line}"
+        );
+        let again = cni(&host, "ADD", "r1", &c.path(), &conf);
+        assert!(
+            again.ok,
+            "round {round}: ADD right after DEL: {}",
+            again.json
+        );
+        let ip = result_ips(&again.json)[0].clone();
+        assert!(
+            host.ping(&ip),
+            "round {round}: pod {ip} unreachable after re-ADD"
+        );
+    }
+    cni(&host, "DEL", "r1", &c.path(), &conf).expect_ok("last DEL");
+    assert_no_leftovers(&host, data.path(), "defer", "r1");
+
+    // The kernel frees the name as soon as the child's delete request is in, so the state
+    // where a DEL's child has not run (or died) is made by hand: off the bridge and down.
+    let detach = |cid: &str| {
+        let tag = format!("polis/defer/{cid}/");
+        let veth = host
+            .run_ok(&["ip", "-o", "link", "show", "type", "veth"])
+            .lines()
+            .find(|l| l.contains(&tag))
+            .and_then(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{cid}'s host veth"));
+        host.run_ok(&["ip", "link", "set", &veth, "nomaster", "down"]);
+        veth
+    };
+    let mut gc_conf = conf.clone();
+    gc_conf["cniVersion"] = json!("1.1.0");
+
+    // An ADD of the same attachment deletes it first.
+    cni(&host, "ADD", "r2", &c.path(), &gc_conf).expect_ok("ADD r2");
+    detach("r2");
+    let again = cni(&host, "ADD", "r2", &c.path(), &gc_conf);
+    assert!(again.ok, "ADD over a detached veth: {}", again.json);
+    let ip = result_ips(&again.json)[0].clone();
+    assert!(
+        host.ping(&ip),
+        "pod {ip} unreachable after ADD over a detached veth"
+    );
+    cni(&host, "DEL", "r2", &c.path(), &gc_conf).expect_ok("DEL r2");
+    assert_no_leftovers(&host, data.path(), "defer", "r2");
+
+    // GC removes one no ADD came for.
+    cni(&host, "ADD", "r3", &c.path(), &gc_conf).expect_ok("ADD r3");
+    let veth3 = detach("r3");
+    let mut gc = gc_conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    cni(&host, "GC", "", "", &gc).expect_ok("GC");
+    let left = host.run(&["ip", "link", "show", &veth3]);
+    assert!(!left.status.success(), "GC left the detached {veth3}");
+    assert_no_leftovers(&host, data.path(), "defer", "r3");
+}

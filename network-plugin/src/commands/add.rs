@@ -30,14 +30,21 @@ pub fn cmd_add(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<String
         netns::open(ns_path).map_err(|e| CniError::new(code::UNKNOWN_CONTAINER, e.to_string()))?;
     let host_name = host_veth_name(&conf.name, &args.container_id, &args.ifname);
     let mut rtnl = Rtnl::open().map_err(kernel_err)?;
-    if rtnl.link_by_name(&host_name).map_err(kernel_err)?.is_some() {
-        return Err(CniError::new(
-            code::INVALID_CONFIG,
-            format!(
-                "container {} already has {} attached to network {:?} (host veth {host_name}); DEL it first",
-                args.container_id, args.ifname, conf.name
-            ),
-        ));
+    if let Some(old) = rtnl.link_by_name(&host_name).map_err(kernel_err)? {
+        // Detached and down: a DEL of this attachment left it to a child that has not yet
+        // deleted it (the container end is in the way of a new veth too).
+        if old.master.is_none() && !old.up {
+            del::delete_detached(&old)?;
+        } else {
+            return Err(CniError::new(
+                code::INVALID_CONFIG,
+                format!(
+                    "container {} already has {} attached to network {:?} (host veth \
+                     {host_name}); DEL it first",
+                    args.container_id, args.ifname, conf.name
+                ),
+            ));
+        }
     }
     let ipam_out = ipam.add(conf, args, stdin)?;
     // From here on a failure must leave nothing behind: DEL is complete and

@@ -1,5 +1,6 @@
-//! GC (spec 1.1): drop allocations, NAT rules and bridge ports of every
-//! attachment of this network that is not in `cni.dev/valid-attachments`.
+//! GC (spec 1.1): drop allocations, NAT rules and bridge ports (also those DEL
+//! detached) of every attachment of this network that is not in
+//! `cni.dev/valid-attachments`.
 
 use std::collections::HashSet;
 
@@ -49,11 +50,9 @@ fn remove_stale_ports(conf: &NetConf, valid: &[Attachment]) -> CniResult<()> {
         // The alias says which network owns the port: another network may
         // share the bridge.
         let ours = nft::parse_tag(&conf.name, &link.alias).is_some();
-        if link.master == Some(br.index)
-            && ours
-            && is_our_veth_name(&link.name)
-            && !keep.contains(&link.name)
-        {
+        // A detached one is a DEL's whose deleting child never ran.
+        let port = link.master == Some(br.index) || (link.master.is_none() && !link.up);
+        if port && ours && is_our_veth_name(&link.name) && !keep.contains(&link.name) {
             match rtnl.delete_link(&link) {
                 Ok(()) => {}
                 Err(e) if e.errno() == Some(libc::ENODEV) => {}

@@ -180,6 +180,20 @@ impl Rtnl {
         }
     }
 
+    pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let op = format!("get link {index}");
+        match self.request(&op, RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(to_link(&l)),
+                _ => None,
+            })),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn links(&mut self) -> Result<Vec<Link>, NetError> {
         let replies = self.request(
             "list links",
@@ -322,6 +336,18 @@ impl Rtnl {
                 },
             )]));
         let op = format!("set vlan {vid} on {}", link.name);
+        self.request(&op, RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)?;
+        Ok(())
+    }
+
+    /// Takes a link off its bridge and down in one request: from then on no frame crosses it,
+    /// which is what DEL needs before the addresses behind it are handed out again.
+    pub fn detach_link(&mut self, link: &Link) -> Result<(), NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = link.index;
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::Controller(0));
+        let op = format!("detach link {}", link.name);
         self.request(&op, RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)?;
         Ok(())
     }

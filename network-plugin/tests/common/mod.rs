@@ -87,8 +87,21 @@ impl Netns {
     }
 
     /// Link names in this namespace.
+    /// The link names, once the veths a DEL detached are gone: DEL leaves deleting them to a
+    /// child of its own, so a host end off its bridge and down with our alias, or a container
+    /// end without carrier, is waited for (3 s at most) before it counts.
     pub fn links(&self) -> Vec<String> {
-        let out = self.run_ok(&["ip", "-o", "link", "show"]);
+        let mut out = self.run_ok(&["ip", "-o", "link", "show"]);
+        for _ in 0..30 {
+            let pending = out.lines().any(|l| {
+                l.contains("NO-CARRIER") || (l.contains("alias polis/") && !l.contains(" master "))
+            });
+            if !pending {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            out = self.run_ok(&["ip", "-o", "link", "show"]);
+        }
         out.lines()
             .filter_map(|l| l.split(": ").nth(1))
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
@@ -313,8 +326,17 @@ pub fn leftovers(host: &Netns, data_dir: &Path, network: &str, cid: &str) -> Vec
     found
 }
 
+/// DEL leaves deleting the (already detached) veth to a child of its own: what is left is
+/// polled for a while before it counts.
 pub fn assert_no_leftovers(host: &Netns, data_dir: &Path, network: &str, cid: &str) {
-    let l = leftovers(host, data_dir, network, cid);
+    let mut l = leftovers(host, data_dir, network, cid);
+    for _ in 0..30 {
+        if l.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        l = leftovers(host, data_dir, network, cid);
+    }
     assert!(l.is_empty(), "container {cid} left behind: {l:#?}");
 }
 
