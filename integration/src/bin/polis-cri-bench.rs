@@ -11,6 +11,15 @@ use k8s_cri::v1::ContainerState;
 use polis_integration::cri::Cri;
 
 const HANDLERS: [&str; 3] = ["polis", "runc", "polis-go"];
+/// The six orders of the three handlers, by index into HANDLERS.
+const ORDERS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [0, 2, 1],
+    [1, 0, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [2, 1, 0],
+];
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -26,16 +35,23 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// RunPodSandbox + CreateContainer + StartContainer; returns the pod id.
-fn start_pod(cri: &mut Cri, name: &str, handler: &str, containers: usize) -> String {
+/// RunPodSandbox + CreateContainer + StartContainer; returns the pod id and the ms each of the
+/// three took (the container calls summed over `containers`).
+fn start_pod(cri: &mut Cri, name: &str, handler: &str, containers: usize) -> (String, [f64; 3]) {
     let cfg = cri.pod_config(name, &[]);
+    let t = Instant::now();
     let pod = cri.run_pod(&cfg, handler);
+    let mut phases = [ms(t), 0.0, 0.0];
     for i in 0..containers {
         let c = cri.container_config(&format!("c{i}"), "exec sleep 3600");
+        let t = Instant::now();
         let id = cri.create_container(&pod, &cfg, c);
+        phases[1] += ms(t);
+        let t = Instant::now();
         cri.start_container(&id);
+        phases[2] += ms(t);
     }
-    pod
+    (pod, phases)
 }
 
 fn rss_kib(pid: i32) -> u64 {
@@ -58,7 +74,7 @@ fn main() {
 
     // one warm-up pod per handler: first-use costs (image unpack, CNI conf load) are not timed
     for h in HANDLERS {
-        let p = start_pod(&mut cri, &format!("warm-{h}"), h, 1);
+        let (p, _) = start_pod(&mut cri, &format!("warm-{h}"), h, 1);
         cri.stop_pod(&p);
         cri.remove_pod(&p);
     }
@@ -66,15 +82,24 @@ fn main() {
     let mut start: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
     let mut teardown: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
     let mut stop: Vec<Vec<f64>> = vec![Vec::new(); HANDLERS.len()];
+    let mut phases: Vec<[Vec<f64>; 3]> = vec![Default::default(); HANDLERS.len()];
     for round in 0..rounds {
-        // the order rotates, so load from elsewhere does not land on one handler
+        // Each round takes the next of the six orders of the three handlers: with a plain
+        // rotation one handler always followed the same other one and paid for what that one's
+        // teardown left running (the Go shim's exit and its `shim delete` cleanup landed on
+        // polis's pod start: CNI setup 14-22 ms instead of 6-7). No pause between pods: on
+        // these VMs everything runs 2-3x slower after ~100 ms idle (a `create` 4 -> 12 ms),
+        // which would time the machine waking up rather than the handlers.
         for k in 0..HANDLERS.len() {
-            let i = (round + k) % HANDLERS.len();
+            let i = ORDERS[round % ORDERS.len()][k];
             let h = HANDLERS[i];
             let name = format!("b{round}-{h}");
             let t = Instant::now();
-            let pod = start_pod(&mut cri, &name, h, 1);
+            let (pod, ph) = start_pod(&mut cri, &name, h, 1);
             start[i].push(ms(t));
+            for (v, x) in phases[i].iter_mut().zip(ph) {
+                v.push(x);
+            }
             let t = Instant::now();
             cri.stop_pod(&pod);
             stop[i].push(ms(t));
@@ -94,6 +119,10 @@ fn main() {
             s[i], d[i], st[i]
         );
     }
+    for (i, h) in HANDLERS.iter().enumerate() {
+        let [r, c, st] = phases[i].clone().map(|mut v| median(&mut v));
+        println!("  {h:9} RunPodSandbox {r:6.1}  CreateContainer {c:6.1}  StartContainer {st:6.1}");
+    }
     println!(
         "ratio polis/runc: start {:.2}x, teardown {:.2}x   (polis-go/runc: start {:.2}x, teardown {:.2}x)",
         s[0] / s[1],
@@ -107,7 +136,7 @@ fn main() {
     for h in ["polis", "runc"] {
         let before = cri.shim_pids();
         let ids: Vec<String> = (0..pods)
-            .map(|n| start_pod(&mut cri, &format!("m{n}-{h}"), h, 2))
+            .map(|n| start_pod(&mut cri, &format!("m{n}-{h}"), h, 2).0)
             .collect();
         for c in cri.list_containers() {
             if c.state != ContainerState::ContainerRunning as i32 {
