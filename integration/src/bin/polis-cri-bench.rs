@@ -90,8 +90,7 @@ fn main() {
         // polis's pod start: CNI setup 14-22 ms instead of 6-7). No pause between pods: on
         // these VMs everything runs 2-3x slower after ~100 ms idle (a `create` 4 -> 12 ms),
         // which would time the machine waking up rather than the handlers.
-        for k in 0..HANDLERS.len() {
-            let i = ORDERS[round % ORDERS.len()][k];
+        for i in ORDERS[round % ORDERS.len()] {
             let h = HANDLERS[i];
             let name = format!("b{round}-{h}");
             let t = Instant::now();
