@@ -9,7 +9,7 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use crate::error::{Result, TaskError};
 use crate::io::{self, StdioPaths};
 use crate::monitor::Monitor;
-use crate::options::Settings;
+use crate::options::{RuntimeRecord, Settings};
 use crate::process::Process;
 use crate::runtime::{CreateOpts, ExecOpts, Runtime};
 
@@ -77,12 +77,19 @@ impl SpecView {
     }
 }
 
-/// What the `delete` subcommand needs to run the runtime of a bundle.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RuntimeRecord {
-    pub binary: PathBuf,
-    pub root: PathBuf,
-    pub systemd_cgroup: bool,
+/// Spec annotations that put containers into one shim, checked in this order.
+pub const GROUP_KEYS: [&str; 2] = [
+    "io.containerd.polis.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
+
+/// The shim (and socket) a container belongs to: its group annotation, else its own id.
+pub fn grouping(spec: &SpecView, id: &str) -> String {
+    GROUP_KEYS
+        .iter()
+        .find_map(|k| spec.annotation(k).filter(|v| !v.is_empty()))
+        .unwrap_or(id)
+        .to_string()
 }
 
 /// Records the runtime of a bundle for the `delete` subcommand.
@@ -270,6 +277,23 @@ impl Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(json: &str) -> SpecView {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn grouping_prefers_polis_group_then_sandbox_then_id() {
+        let both = spec(
+            r#"{"annotations": {"io.containerd.polis.v2.group": "g1",
+                "io.kubernetes.cri.sandbox-id": "sb"}, "process": {"args": ["sh"]}}"#,
+        );
+        assert_eq!(grouping(&both, "c1"), "g1");
+        let sandbox = spec(r#"{"annotations": {"io.kubernetes.cri.sandbox-id": "sb"}}"#);
+        assert_eq!(grouping(&sandbox, "c1"), "sb");
+        assert_eq!(grouping(&spec("{}"), "c1"), "c1");
+        assert_eq!(grouping(&spec(r#"{"annotations": null}"#), "c1"), "c1");
+    }
 
     #[test]
     fn only_a_new_pid_namespace_is_own() {

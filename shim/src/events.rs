@@ -15,6 +15,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
@@ -87,6 +88,17 @@ impl Events {
     }
 }
 
+/// A protobuf timestamp of `at`, for exits, deletes and event envelopes.
+pub fn timestamp(at: SystemTime) -> Timestamp {
+    let d = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut t = Timestamp::new();
+    t.seconds = d.as_secs() as i64;
+    t.nanos = d.subsec_nanos() as i32;
+    t
+}
+
 struct Publisher {
     client: EventsClient,
 }
@@ -108,7 +120,7 @@ impl Publisher {
         let mut envelope = Envelope::new();
         envelope.topic = topic.into();
         envelope.namespace = namespace.into();
-        envelope.timestamp = MessageField::some(crate::task::timestamp(SystemTime::now()));
+        envelope.timestamp = MessageField::some(timestamp(SystemTime::now()));
         envelope.event = MessageField::some(event);
         let mut req = ForwardRequest::new();
         req.envelope = MessageField::some(envelope);

@@ -14,8 +14,6 @@ use containerd_shim_protos::protobuf::{CodedInputStream, Message};
 use containerd_shim_protos::shim::oci::Options;
 use serde::Deserialize;
 
-use crate::container::RuntimeRecord;
-
 /// Where the runtime keeps its state unless the options say otherwise.
 pub const DEFAULT_ROOT: &str = "/run/containerd/polis";
 /// Environment override of the runtime binary (containerd passes its env to shims).
@@ -38,6 +36,14 @@ struct ConfigFile {
     shim_cgroup: Option<String>,
     io_uid: Option<u32>,
     io_gid: Option<u32>,
+}
+
+/// What the `delete` subcommand needs to run the runtime of a bundle.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RuntimeRecord {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
 }
 
 /// What the shim needs to drive the runtime for one container.

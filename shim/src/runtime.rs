@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::container::RuntimeRecord;
 use crate::monitor::Monitor;
 use crate::monitor::SpawnRequest;
+use crate::options::RuntimeRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

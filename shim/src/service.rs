@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
@@ -17,28 +17,13 @@ use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::shim::DeleteResponse;
 use containerd_shim_protos::ttrpc::{MethodHandler, Server};
 
-use crate::container::{read_runtime_file, unmount_rootfs, SpecView};
+use crate::container::{read_runtime_file, unmount_rootfs};
 use crate::events::Events;
 use crate::flags::Flags;
 use crate::monitor::Monitor;
 use crate::options::Settings;
 use crate::runtime::Runtime;
-use crate::task::TaskService;
-
-/// Spec annotations that put containers into one shim, checked in this order.
-pub const GROUP_KEYS: [&str; 2] = [
-    "io.containerd.polis.v2.group",
-    "io.kubernetes.cri.sandbox-id",
-];
-
-/// The shim (and socket) a container belongs to: its group annotation, else its own id.
-pub fn grouping(spec: &SpecView, id: &str) -> String {
-    GROUP_KEYS
-        .iter()
-        .find_map(|k| spec.annotation(k).filter(|v| !v.is_empty()))
-        .unwrap_or(id)
-        .to_string()
-}
+use crate::task::{ExitSignal, TaskService};
 
 /// `delete`: containerd calls it after a shim died, to remove what the shim left.
 pub fn delete(flags: &Flags) -> Result<()> {
@@ -68,7 +53,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     let resp = DeleteResponse {
         pid: 0,
         exit_status: 128 + libc::SIGKILL as u32,
-        exited_at: MessageField::some(crate::task::timestamp(SystemTime::now())),
+        exited_at: MessageField::some(crate::events::timestamp(SystemTime::now())),
         ..Default::default()
     };
     let mut out = std::io::stdout().lock();
@@ -99,24 +84,6 @@ fn listen(address: &str) -> Result<Option<UnixListener>> {
             ))
         }
         Err(e) => Err(e).with_context(|| format!("bind {}", path.display())),
-    }
-}
-
-/// Set by Shutdown; the server's main thread waits for it.
-#[derive(Default)]
-pub struct ExitSignal(Mutex<bool>, Condvar);
-
-impl ExitSignal {
-    pub fn signal(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.1.notify_all();
-    }
-
-    pub fn wait(&self) {
-        let mut done = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            done = self.1.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
     }
 }
 
@@ -201,23 +168,6 @@ pub fn serve(flags: &Flags) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(json: &str) -> SpecView {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn grouping_prefers_polis_group_then_sandbox_then_id() {
-        let both = spec(
-            r#"{"annotations": {"io.containerd.polis.v2.group": "g1",
-                "io.kubernetes.cri.sandbox-id": "sb"}, "process": {"args": ["sh"]}}"#,
-        );
-        assert_eq!(grouping(&both, "c1"), "g1");
-        let sandbox = spec(r#"{"annotations": {"io.kubernetes.cri.sandbox-id": "sb"}}"#);
-        assert_eq!(grouping(&sandbox, "c1"), "sb");
-        assert_eq!(grouping(&spec("{}"), "c1"), "c1");
-        assert_eq!(grouping(&spec(r#"{"annotations": null}"#), "c1"), "c1");
-    }
 
     #[test]
     fn task_service_answers_under_v2_and_v3() {

@@ -12,9 +12,9 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use sha2::{Digest, Sha256};
 
+use crate::container::grouping;
 use crate::flags::Flags;
 use crate::options::Settings;
-use crate::service::grouping;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Where containerd's shims put their sockets, one per group.

@@ -3,13 +3,12 @@
 //! TaskExecStarted always leaves before the TaskExit of the same process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::events::task::*;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
 use containerd_shim_protos::shim::shim::*;
 use containerd_shim_protos::shim::shim_ttrpc::Task;
@@ -20,11 +19,10 @@ use containerd_shim_protos::types::task::ProcessInfo;
 
 use crate::container::Container;
 use crate::error::{Result, TaskError};
-use crate::events::Events;
+use crate::events::{timestamp, Events};
 use crate::io::StdioPaths;
 use crate::monitor::{Exit, Monitor};
 use crate::process::{Process, Status as PStatus};
-use crate::service::ExitSignal;
 use crate::stats;
 
 /// Sends `sig` to `pid` if it is a child of ours that has not exited, through a pidfd: a pid
@@ -113,21 +111,28 @@ pub struct Tasks {
     event_order: Mutex<HashMap<i32, Exit>>,
 }
 
+/// Set by Shutdown; the server's main thread waits for it.
+#[derive(Default)]
+pub struct ExitSignal(Mutex<bool>, Condvar);
+
+impl ExitSignal {
+    pub fn signal(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.1.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut done = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.1.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// What containerd talks to; a thin handle on the shared state.
 #[derive(Clone)]
 pub struct TaskService {
     tasks: Arc<Tasks>,
-}
-
-/// A protobuf timestamp of `at`, for exits, deletes and event envelopes.
-pub fn timestamp(at: SystemTime) -> Timestamp {
-    let d = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut t = Timestamp::new();
-    t.seconds = d.as_secs() as i64;
-    t.nanos = d.subsec_nanos() as i32;
-    t
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
