@@ -8,10 +8,10 @@ use containerd_shim_protos::api::CreateTaskRequest;
 
 use crate::error::{Result, TaskError};
 use crate::io::{self, StdioPaths};
-use crate::monitor::Monitor;
+use crate::monitor::{Exit, Monitor};
 use crate::options::{RuntimeRecord, Settings};
 use crate::process::Process;
-use crate::runtime::{CreateOpts, ExecOpts, Runtime};
+use crate::runtime::{CreateOpts, ExecOpts, NewRuntime, OciRuntime};
 
 /// The file in the bundle recording which runtime binary and root the container uses, so the
 /// `delete` subcommand (a fresh process) finds them.
@@ -20,7 +20,7 @@ const RUNTIME_FILE: &str = "polis-runtime.json";
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
-    pub runtime: Runtime,
+    pub runtime: Arc<dyn OciRuntime>,
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     /// No pid namespace of its own: when the init exits, the kernel does not kill the rest,
@@ -28,6 +28,9 @@ pub struct Container {
     pub kill_all_on_exit: bool,
     /// The options' IoUid/IoGid, for the execs' stdio too.
     io_owner: Option<(u32, u32)>,
+    /// The init's exit while execs still run: it is published after theirs, as the Go shim
+    /// does, so containerd never sees an exec outlive its container.
+    deferred_exit: Mutex<Option<Exit>>,
 }
 
 /// The parts of a bundle's config.json the shim reads. serde skips the rest without building
@@ -136,13 +139,18 @@ fn read_pid(path: &Path) -> Result<u32> {
 impl Container {
     /// Mounts the rootfs and runs the runtime's `create`; the init is then created, not
     /// started.
-    pub fn create(req: &CreateTaskRequest, namespace: &str, monitor: &Monitor) -> Result<Self> {
+    pub fn create(
+        req: &CreateTaskRequest,
+        namespace: &str,
+        monitor: &Monitor,
+        new_runtime: &NewRuntime,
+    ) -> Result<Self> {
         let settings = Settings::from_any(req.options.as_ref())
             .map_err(|e| TaskError::InvalidArgument(format!("{}: {e}", req.id)))?;
         let bundle = PathBuf::from(&req.bundle);
         let record = settings.record(namespace);
         write_runtime_file(&bundle, &record)?;
-        let runtime = Runtime::new(&record, bundle.join("log.json"), monitor.clone());
+        let runtime = new_runtime(&record, bundle.join("log.json"));
         let rootfs = bundle.join("rootfs");
         if !req.rootfs.is_empty() {
             std::fs::create_dir_all(&rootfs)
@@ -190,6 +198,7 @@ impl Container {
             execs: Mutex::new(HashMap::new()),
             kill_all_on_exit,
             io_owner: settings.io_owner,
+            deferred_exit: Mutex::new(None),
         })
     }
 
@@ -255,6 +264,33 @@ impl Container {
         p.io.adopt(prepared.io);
         p.set_pid(read_pid(&pid_file)?);
         Ok(p)
+    }
+
+    /// Execs started and not yet exited.
+    pub fn running_execs(&self) -> usize {
+        let execs = self.lock_execs();
+        execs
+            .values()
+            .filter(|p| p.pid() != 0 && p.exit().is_none())
+            .count()
+    }
+
+    fn lock_deferred(&self) -> std::sync::MutexGuard<'_, Option<Exit>> {
+        self.deferred_exit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds the init's exit back until the running execs have exited.
+    pub fn defer_exit(&self, exit: Exit) {
+        *self.lock_deferred() = Some(exit);
+    }
+
+    pub fn take_deferred_exit(&self) -> Option<Exit> {
+        self.lock_deferred().take()
+    }
+
+    /// The init has exited, whether or not its exit is published yet.
+    pub fn init_exited(&self) -> bool {
+        self.init.exit().is_some() || self.lock_deferred().is_some()
     }
 
     pub fn remove_exec(&self, exec_id: &str) {

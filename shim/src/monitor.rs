@@ -141,8 +141,17 @@ impl Monitor {
         Ok(child.id() as i32)
     }
 
+    /// Runs `f` while nothing is reaped: a child found unreaped in `f` keeps its pid (no other
+    /// process can be given it) until `f` returns.
+    pub fn holding_reaps<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _state = self.lock();
+        f()
+    }
+
     fn reap_all(&self) {
         loop {
+            // Reaped under the lock, for `holding_reaps`.
+            let mut state = self.lock();
             let exit = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => exit_of(pid, code),
                 Ok(WaitStatus::Signaled(pid, sig, _)) => exit_of(pid, 128 + sig as i32),
@@ -154,17 +163,16 @@ impl Monitor {
                     return;
                 }
             };
-            self.dispatch(exit);
+            dispatch(&mut state, exit);
         }
     }
+}
 
-    fn dispatch(&self, exit: Exit) {
-        let mut state = self.lock();
-        if let Some(tx) = state.waiters.remove(&exit.pid) {
-            let _ = tx.send(exit);
-        } else if let Some(tx) = &state.others {
-            let _ = tx.send(exit);
-        }
+fn dispatch(state: &mut State, exit: Exit) {
+    if let Some(tx) = state.waiters.remove(&exit.pid) {
+        let _ = tx.send(exit);
+    } else if let Some(tx) = &state.others {
+        let _ = tx.send(exit);
     }
 }
 

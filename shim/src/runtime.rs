@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::monitor::Monitor;
 use crate::monitor::SpawnRequest;
@@ -57,6 +58,28 @@ pub struct ChildStdio {
     pub stderr: Option<OwnedFd>,
 }
 
+/// What the task state machine asks of an OCI runtime, one container at a time. `Runtime`
+/// runs the binary; the state machine's tests put a scripted runtime in its place.
+pub trait OciRuntime: Send + Sync {
+    /// `create`: the container's init exists, stopped before the user's process; its pid is
+    /// in `opts.pid_file` when this returns.
+    fn create(&self, id: &str, opts: &CreateOpts, stdio: ChildStdio) -> Result<()>;
+    /// `exec --detach`: the process runs, its pid in `opts.pid_file`.
+    fn exec(&self, id: &str, opts: &ExecOpts, stdio: ChildStdio) -> Result<()>;
+    fn start(&self, id: &str) -> Result<()>;
+    fn pause(&self, id: &str) -> Result<()>;
+    fn resume(&self, id: &str) -> Result<()>;
+    fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()>;
+    fn delete(&self, id: &str, force: bool) -> Result<()>;
+    /// The pids in the container.
+    fn ps(&self, id: &str) -> Result<Vec<u32>>;
+    /// Applies an OCI `LinuxResources` JSON document.
+    fn update(&self, id: &str, resources_json: &[u8]) -> Result<()>;
+}
+
+/// Makes the runtime of one container from its record and the runtime's log file.
+pub type NewRuntime = dyn Fn(&RuntimeRecord, PathBuf) -> Arc<dyn OciRuntime> + Send + Sync;
+
 /// `polis-runc` with a state root and a JSON log file.
 #[derive(Clone)]
 pub struct Runtime {
@@ -92,77 +115,10 @@ impl Runtime {
         }
     }
 
-    pub fn create(&self, id: &str, opts: &CreateOpts, stdio: ChildStdio) -> Result<()> {
-        let mut args = vec!["create".into(), "--bundle".into(), path_arg(opts.bundle)];
-        if opts.no_pivot {
-            args.push("--no-pivot".into());
-        }
-        if opts.no_new_keyring {
-            args.push("--no-new-keyring".into());
-        }
-        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
-        self.run(id, &args, stdio, None).map(drop)
-    }
-
-    pub fn exec(&self, id: &str, opts: &ExecOpts, stdio: ChildStdio) -> Result<()> {
-        let mut args = vec![
-            "exec".into(),
-            "--process".into(),
-            path_arg(opts.process_file),
-            "--detach".into(),
-        ];
-        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
-        self.run(id, &args, stdio, None).map(drop)
-    }
-
-    pub fn start(&self, id: &str) -> Result<()> {
-        self.simple(id, &["start"])
-    }
-
-    pub fn pause(&self, id: &str) -> Result<()> {
-        self.simple(id, &["pause"])
-    }
-
-    pub fn resume(&self, id: &str) -> Result<()> {
-        self.simple(id, &["resume"])
-    }
-
-    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
-        let sig = signal.to_string();
-        let mut args = vec!["kill"];
-        if all {
-            args.push("--all");
-        }
-        args.extend([id, sig.as_str()]);
-        self.run_strs(id, &args, None).map(drop)
-    }
-
-    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let mut args = vec!["delete"];
-        if force {
-            args.push("--force");
-        }
-        args.push(id);
-        self.run_strs(id, &args, None).map(drop)
-    }
-
-    /// The pids in the container (`ps --format json`).
-    /// A container without processes is `null` (runc's, and polis-runc's, answer).
-    pub fn ps(&self, id: &str) -> Result<Vec<u32>> {
-        let out = self.run_strs(id, &["ps", "--format", "json", id], None)?;
-        serde_json::from_slice::<Option<Vec<u32>>>(&out)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.output_error("ps", id, e.to_string()))
-    }
-
-    /// Applies an OCI `LinuxResources` JSON document.
-    pub fn update(&self, id: &str, resources_json: &[u8]) -> Result<()> {
-        self.run_strs(
-            id,
-            &["update", "--resources", "-", id],
-            Some(resources_json),
-        )
-        .map(drop)
+    /// The runtime maker of the shim's server: every container's commands go through
+    /// `monitor`.
+    pub fn maker(monitor: Monitor) -> Box<NewRuntime> {
+        Box::new(move |record, log| Arc::new(Runtime::new(record, log, monitor.clone())))
     }
 
     fn simple(&self, id: &str, cmd: &[&str]) -> Result<()> {
@@ -302,6 +258,80 @@ impl Runtime {
             status,
             message,
         })
+    }
+}
+
+impl OciRuntime for Runtime {
+    fn create(&self, id: &str, opts: &CreateOpts, stdio: ChildStdio) -> Result<()> {
+        let mut args = vec!["create".into(), "--bundle".into(), path_arg(opts.bundle)];
+        if opts.no_pivot {
+            args.push("--no-pivot".into());
+        }
+        if opts.no_new_keyring {
+            args.push("--no-new-keyring".into());
+        }
+        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
+        self.run(id, &args, stdio, None).map(drop)
+    }
+
+    fn exec(&self, id: &str, opts: &ExecOpts, stdio: ChildStdio) -> Result<()> {
+        let mut args = vec![
+            "exec".into(),
+            "--process".into(),
+            path_arg(opts.process_file),
+            "--detach".into(),
+        ];
+        push_pid_console_id(&mut args, opts.pid_file, opts.console_socket, id);
+        self.run(id, &args, stdio, None).map(drop)
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        self.simple(id, &["start"])
+    }
+
+    fn pause(&self, id: &str) -> Result<()> {
+        self.simple(id, &["pause"])
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        self.simple(id, &["resume"])
+    }
+
+    fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let sig = signal.to_string();
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([id, sig.as_str()]);
+        self.run_strs(id, &args, None).map(drop)
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let mut args = vec!["delete"];
+        if force {
+            args.push("--force");
+        }
+        args.push(id);
+        self.run_strs(id, &args, None).map(drop)
+    }
+
+    /// `ps --format json`.
+    /// A container without processes is `null` (runc's, and polis-runc's, answer).
+    fn ps(&self, id: &str) -> Result<Vec<u32>> {
+        let out = self.run_strs(id, &["ps", "--format", "json", id], None)?;
+        serde_json::from_slice::<Option<Vec<u32>>>(&out)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.output_error("ps", id, e.to_string()))
+    }
+
+    fn update(&self, id: &str, resources_json: &[u8]) -> Result<()> {
+        self.run_strs(
+            id,
+            &["update", "--resources", "-", id],
+            Some(resources_json),
+        )
+        .map(drop)
     }
 }
 

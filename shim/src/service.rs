@@ -22,7 +22,7 @@ use crate::events::Events;
 use crate::flags::Flags;
 use crate::monitor::Monitor;
 use crate::options::Settings;
-use crate::runtime::Runtime;
+use crate::runtime::{OciRuntime, Runtime};
 use crate::task::{ExitSignal, TaskService};
 
 /// `delete`: containerd calls it after a shim died, to remove what the shim left.

@@ -23,13 +23,15 @@ use crate::events::{timestamp, Events};
 use crate::io::StdioPaths;
 use crate::monitor::{Exit, Monitor};
 use crate::process::{Process, Status as PStatus};
+use crate::runtime::{NewRuntime, Runtime};
 use crate::stats;
 
 /// Sends `sig` to `pid` if it is a child of ours that has not exited, through a pidfd: a pid
 /// the monitor has reaped meanwhile (which the kernel may have given to another process) is
 /// never signalled, since a pidfd names one process for good and waitid on it fails for
 /// anything but our own child. `Some(true)`: signalled; `Some(false)`: not a running child of
-/// ours (or the signal was refused); `None`: no pidfds (Linux < 5.3).
+/// ours (or the signal was refused); `None`: no pidfds (Linux < 5.3, or < 5.4 for waitid on
+/// one).
 fn signal_running_child(pid: i32, sig: i32) -> Option<bool> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: pidfd_open on a pid with no flags; the fd it returns is ours alone.
@@ -42,18 +44,24 @@ fn signal_running_child(pid: i32, sig: i32) -> Option<bool> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // SAFETY: waitid on our pidfd with a zeroed siginfo the kernel fills in; WNOWAIT leaves
     // the reaping to the monitor.
-    let running = unsafe {
+    let (rc, info) = unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        libc::waitid(
+        let rc = libc::waitid(
             libc::P_PIDFD,
             fd.as_raw_fd() as libc::id_t,
             &mut info,
             flags,
-        ) == 0
-            && info.si_pid() == 0
+        );
+        (rc, info)
     };
-    if !running {
+    if rc != 0 {
+        let err = std::io::Error::last_os_error().raw_os_error();
+        // Linux 5.3 has pidfd_open but not P_PIDFD.
+        return (err != Some(libc::EINVAL)).then_some(false);
+    }
+    // SAFETY: waitid succeeded, so the kernel filled in the siginfo.
+    if unsafe { info.si_pid() } != 0 {
         return Some(false);
     }
     // SAFETY: pidfd_send_signal on our pidfd, no siginfo, no flags.
@@ -70,30 +78,35 @@ fn signal_running_child(pid: i32, sig: i32) -> Option<bool> {
 }
 
 /// SIGKILLs `pid` if it is a child of ours still running; true if it was.
-fn kill_running_child(pid: i32) -> bool {
-    match signal_running_child(pid, libc::SIGKILL) {
-        Some(sent) => sent,
-        // SAFETY: waitid and kill on a pid, with a zeroed siginfo the kernel fills in (only
-        // where pidfds are missing; the check and the kill are then two steps).
-        None => unsafe {
+fn kill_running_child(pid: i32, monitor: &Monitor) -> bool {
+    if let Some(sent) = signal_running_child(pid, libc::SIGKILL) {
+        return sent;
+    }
+    // Without pidfds the check and the kill are two steps; with reaping held off between
+    // them, a pid found to be our unreaped child cannot be freed and given to another
+    // process before the kill.
+    monitor.holding_reaps(|| {
+        // SAFETY: waitid and kill on a pid, with a zeroed siginfo the kernel fills in.
+        unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
             libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0
                 && info.si_pid() == 0
                 && libc::kill(pid, libc::SIGKILL) == 0
-        },
-    }
+        }
+    })
 }
 
 /// Before an init's exit is reported, the processes left in its container (it had no pid
 /// namespace of its own, so the kernel kills nothing else): the runtime's `kill --all`, then
 /// the execs the shim started, its own children, should the runtime have missed any.
-fn kill_leftovers(c: &Container) {
+fn kill_leftovers(c: &Container, monitor: &Monitor) {
     if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
         log::warn!("kill the processes left in {}: {e}", c.id);
     }
     for exec in c.execs() {
-        if exec.exit().is_none() && exec.pid() > 0 && kill_running_child(exec.pid() as i32) {
+        let pid = exec.pid() as i32;
+        if exec.exit().is_none() && pid > 0 && kill_running_child(pid, monitor) {
             log::warn!("exec {} of {} outlived kill --all", exec.exec_id, c.id);
         }
     }
@@ -105,9 +118,12 @@ const PENDING_EXITS_MAX: usize = 4096;
 pub struct Tasks {
     namespace: String,
     monitor: Monitor,
+    new_runtime: Box<NewRuntime>,
     events: Events,
     exit_signal: Arc<ExitSignal>,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Held while a process's start or exit is published, so that its TaskStart (or
+    /// TaskExecStarted) leaves before its TaskExit; holds the exits of pids not known yet.
     event_order: Mutex<HashMap<i32, Exit>>,
 }
 
@@ -119,6 +135,11 @@ impl ExitSignal {
     pub fn signal(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.1.notify_all();
+    }
+
+    #[cfg(test)]
+    pub fn is_set(&self) -> bool {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn wait(&self) {
@@ -147,14 +168,14 @@ impl TaskService {
         events: Events,
         exit_signal: Arc<ExitSignal>,
     ) -> Self {
-        let tasks = Arc::new(Tasks {
-            namespace: namespace.into(),
+        let new_runtime = Runtime::maker(monitor.clone());
+        let tasks = Arc::new(Tasks::new(
+            namespace,
             monitor,
+            new_runtime,
             events,
             exit_signal,
-            containers: Mutex::new(HashMap::new()),
-            event_order: Mutex::new(HashMap::new()),
-        });
+        ));
         let t = tasks.clone();
         let _ = std::thread::Builder::new()
             .name("exits".into())
@@ -168,6 +189,24 @@ impl TaskService {
 }
 
 impl Tasks {
+    fn new(
+        namespace: &str,
+        monitor: Monitor,
+        new_runtime: Box<NewRuntime>,
+        events: Events,
+        exit_signal: Arc<ExitSignal>,
+    ) -> Self {
+        Self {
+            namespace: namespace.into(),
+            monitor,
+            new_runtime,
+            events,
+            exit_signal,
+            containers: Mutex::new(HashMap::new()),
+            event_order: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn container(&self, id: &str) -> Result<Arc<Container>> {
         lock(&self.containers)
             .get(id)
@@ -177,7 +216,7 @@ impl Tasks {
 
     fn find_by_pid(&self, pid: i32) -> Option<(Arc<Container>, Arc<Process>)> {
         for c in lock(&self.containers).values() {
-            if c.init.pid() as i32 == pid && c.init.exit().is_none() {
+            if c.init.pid() as i32 == pid && !c.init_exited() {
                 return Some((c.clone(), c.init.clone()));
             }
             if let Some(p) = c
@@ -191,38 +230,60 @@ impl Tasks {
         None
     }
 
+    /// A process below the shim exited.
     fn on_exit(&self, exit: Exit) {
-        // An init without its own pid namespace takes its container's other processes with
-        // it: that runs the runtime (`kill --all`), so it happens before the lock is taken,
-        // or the Create/Start of every other container of a pod's shim would wait on it.
-        // Exits come one at a time from the monitor, so none of this container's is recorded
-        // in between, and its TaskExit still follows the kill.
-        let known = {
-            let _order = lock(&self.event_order);
-            self.find_by_pid(exit.pid)
-        };
-        if let Some((c, p)) = &known {
-            if p.exec_id.is_empty() && c.kill_all_on_exit && p.exit().is_none() {
-                kill_leftovers(c);
-            }
-        }
-        let mut pending = lock(&self.event_order);
-        match known.or_else(|| self.find_by_pid(exit.pid)) {
-            Some((c, p)) => self.record_exit(&c, &p, exit),
-            None => {
+        let found = {
+            let mut pending = lock(&self.event_order);
+            let found = self.find_by_pid(exit.pid);
+            if found.is_none() {
                 if pending.len() >= PENDING_EXITS_MAX {
                     pending.clear();
                 }
+                // Create or Start claims it once it knows the pid.
                 pending.insert(exit.pid, exit);
             }
+            found
+        };
+        if let Some((c, p)) = found {
+            self.finish_exit(&c, &p, exit);
         }
     }
 
-    /// Called with `event_order` held.
+    /// An init without its own pid namespace takes its container's other processes with it.
+    /// That runs the runtime (`kill --all`), so it happens outside `event_order`, or the
+    /// Create/Start of every other container of a pod's shim would wait on it. The exit was
+    /// taken out of the monitor's stream (or the pending ones) by the caller, so no other
+    /// thread records it meanwhile.
+    fn finish_exit(&self, c: &Container, p: &Process, exit: Exit) {
+        if p.exec_id.is_empty() && c.kill_all_on_exit && p.exit().is_none() {
+            kill_leftovers(c, &self.monitor);
+        }
+        let _order = lock(&self.event_order);
+        self.record_exit(c, p, exit);
+    }
+
+    /// Publishes an exit; the init's waits for its running execs' (their exits follow the
+    /// kill of the leftovers, or the end of the pid namespace). Called with `event_order`
+    /// held.
     fn record_exit(&self, c: &Container, p: &Process, exit: Exit) {
         if p.exit().is_some() {
             return;
         }
+        if !p.exec_id.is_empty() {
+            self.publish_exit(c, p, exit);
+            if c.running_execs() == 0 {
+                if let Some(init_exit) = c.take_deferred_exit() {
+                    self.publish_exit(c, &c.init, init_exit);
+                }
+            }
+        } else if c.running_execs() > 0 {
+            c.defer_exit(exit);
+        } else {
+            self.publish_exit(c, p, exit);
+        }
+    }
+
+    fn publish_exit(&self, c: &Container, p: &Process, exit: Exit) {
         if !p.set_exited(exit.status as u32, exit.at) {
             return;
         }
@@ -244,22 +305,12 @@ impl Tasks {
         );
     }
 
-    /// Applies an exit that arrived before the pid was known. `event_order` held (an init
-    /// that died before its pid was read is rare enough to kill its leftovers under it).
-    fn claim_pending(&self, pending: &mut HashMap<i32, Exit>, c: &Container, p: &Process) {
-        if let Some(exit) = pending.remove(&(p.pid() as i32)) {
-            if p.exec_id.is_empty() && c.kill_all_on_exit && p.exit().is_none() {
-                kill_leftovers(c);
-            }
-            self.record_exit(c, p, exit);
-        }
-    }
-
     fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
         if lock(&self.containers).contains_key(&req.id) {
             return Err(TaskError::AlreadyExists(format!("container {}", req.id)));
         }
-        let c = Arc::new(Container::create(&req, &self.namespace, &self.monitor)?);
+        let c = Container::create(&req, &self.namespace, &self.monitor, &*self.new_runtime)?;
+        let c = Arc::new(c);
         let pid = c.init.pid();
         let mut pending = lock(&self.event_order);
         lock(&self.containers).insert(req.id.clone(), c.clone());
@@ -281,8 +332,11 @@ impl Tasks {
                 ..Default::default()
             },
         );
-        self.claim_pending(&mut pending, &c, &c.init);
+        let early_exit = pending.remove(&(pid as i32));
         drop(pending);
+        if let Some(exit) = early_exit {
+            self.finish_exit(&c, &c.init, exit);
+        }
         self.watch_oom(&c);
         Ok(CreateTaskResponse {
             pid,
@@ -332,6 +386,12 @@ impl Tasks {
             );
             c.init.clone()
         } else {
+            if c.init_exited() {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "container {} is stopped",
+                    c.id
+                )));
+            }
             if c.process(&req.exec_id)?.status() != PStatus::Created {
                 return Err(TaskError::FailedPrecondition(format!(
                     "exec {} in {} was already started",
@@ -351,7 +411,11 @@ impl Tasks {
             );
             p
         };
-        self.claim_pending(&mut pending, &c, &p);
+        let early_exit = pending.remove(&(p.pid() as i32));
+        drop(pending);
+        if let Some(exit) = early_exit {
+            self.finish_exit(&c, &p, exit);
+        }
         Ok(StartResponse {
             pid: p.pid(),
             ..Default::default()
@@ -401,7 +465,12 @@ impl Tasks {
     fn kill(&self, req: KillRequest) -> Result<()> {
         let c = self.container(&req.id)?;
         let p = c.process(&req.exec_id)?;
-        if p.exit().is_some() || (p.pid() == 0 && !req.exec_id.is_empty()) {
+        let finished = if req.exec_id.is_empty() {
+            c.init_exited()
+        } else {
+            p.exit().is_some() || p.pid() == 0
+        };
+        if finished {
             return Err(TaskError::NotFound(format!(
                 "process {} of {}: process already finished",
                 if req.exec_id.is_empty() {
@@ -438,7 +507,7 @@ impl Tasks {
 
     fn exec(&self, req: ExecProcessRequest) -> Result<()> {
         let c = self.container(&req.id)?;
-        if c.init.exit().is_some() {
+        if c.init_exited() {
             return Err(TaskError::FailedPrecondition(format!(
                 "container {} is stopped",
                 c.id
@@ -731,6 +800,9 @@ fn process_details(exec_id: &str) -> Any {
 }
 
 #[cfg(test)]
+mod state_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -751,11 +823,12 @@ mod tests {
             .arg("100")
             .spawn()
             .unwrap();
-        assert!(kill_running_child(child.id() as i32));
+        let (monitor, _exits) = Monitor::new();
+        assert!(kill_running_child(child.id() as i32, &monitor));
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
         // Reaped: no longer ours, whoever has the pid now.
-        assert!(!kill_running_child(child.id() as i32));
+        assert!(!kill_running_child(child.id() as i32, &monitor));
         // Not a child at all.
-        assert!(!kill_running_child(1));
+        assert!(!kill_running_child(1, &monitor));
     }
 }
