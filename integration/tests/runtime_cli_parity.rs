@@ -331,6 +331,54 @@ const SCENARIOS: &[Scenario] = &[
         ..sc("", SLEEP, &[])
     },
     sc(
+        "run in the foreground without a terminal gives the container pipes, not our fds",
+        &[
+            "/bin/sh",
+            "-c",
+            "for f in 0 1 2; do readlink /proc/self/fd/$f; done; cat; echo to-stderr >&2; exit 6",
+        ],
+        &[(
+            &[
+                "@sh",
+                "echo from-stdin > in; {rt} run --bundle {bundle} {id} < in > out 2> err; \
+                 echo rc=$?; sed 's/pipe:\\[[0-9]*\\]/pipe/' out; cat err",
+            ],
+            Cmp::Out,
+        )],
+    ),
+    sc(
+        "exec in the foreground without a terminal gives the process pipes, not our fds",
+        SLEEP,
+        &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    "echo from-stdin > in; \
+                     {rt} exec {id} sh -c 'for f in 0 1 2; do readlink /proc/self/fd/$f; done; \
+                     cat; echo to-stderr >&2; exit 7' < in > out 2> err; \
+                     echo rc=$?; sed 's/pipe:\\[[0-9]*\\]/pipe/' out; cat err",
+                ],
+                Cmp::Out,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+        ],
+    ),
+    Scenario {
+        name: "exec of an absolute path in a container whose env has no PATH",
+        edit: Some(|s, _| s["process"]["env"] = json!(["TERM=xterm"])),
+        ..sc(
+            "",
+            SLEEP,
+            &[
+                (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+                (&["exec", "{id}", "/bin/echo", "no-path-needed"], Cmp::Out),
+                (&["exec", "{id}", "echo", "needs-a-path"], Cmp::Code),
+                (&["delete", "--force", "{id}"], Cmp::Code),
+            ],
+        )
+    },
+    sc(
         "exec --pid-file relative to the caller's cwd, also with --cwd",
         SLEEP,
         &[

@@ -36,6 +36,37 @@ fn foreground_run_with_a_terminal() {
     c.finish();
 }
 
+/// A state root deeper than a unix socket path may be long (107 bytes), as containerd's and
+/// Kubernetes' are: the foreground run's own console socket must still work, and go away.
+#[test]
+fn foreground_run_with_a_terminal_under_a_deep_root() {
+    let script = polis_integration::require_tool("script");
+    let rt = Runtime::polis();
+    let c = Container::new(
+        &rt,
+        "ttydeep",
+        &["/bin/sh", "-c", "tty >/dev/null && echo deep-tty"],
+    );
+    c.bundle
+        .edit(|s| s["process"]["terminal"] = true.into())
+        .unwrap();
+    let deep = rt.root().join("d".repeat(100)).join("e".repeat(100));
+    std::fs::create_dir_all(&deep).unwrap();
+    let inner = format!(
+        "{} --root {} run --bundle {} {}",
+        rt.bin.display(),
+        deep.display(),
+        c.bundle_path(),
+        c.id
+    );
+    let o = run_captured(Command::new(script).args(["-qec", &inner, "/dev/null"]));
+    assert_eq!(o.status.code(), Some(0), "{} {}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("deep-tty"), "{}", stdout(&o));
+    let left: Vec<_> = std::fs::read_dir(&deep).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left under the root: {left:?}");
+    c.finish();
+}
+
 #[test]
 fn create_hands_the_pty_master_to_the_console_socket() {
     let rt = Runtime::polis();

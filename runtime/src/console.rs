@@ -19,10 +19,22 @@ impl ConsoleProxy {
     pub fn listen(root: &Path, id: &str) -> Result<Self> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("failed to create root {}", root.display()))?;
-        let path = root.join(format!(".console-{}-{}.sock", id, std::process::id()));
+        // A unix socket path is at most 107 bytes, and state roots (containerd's, Kubernetes')
+        // can be longer than that alone: bind through a descriptor of the root, so the path
+        // handed to bind() is short whatever the root and the id. libcontainer connects
+        // through a symlink in the container's directory, so the long path works from there.
+        let name = format!(".console-{}.sock", std::process::id());
+        let path = root.join(&name);
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
-            .with_context(|| format!("failed to listen on console socket {}", path.display()))?;
+        let dir = std::fs::File::open(root)
+            .with_context(|| format!("failed to open root {}", root.display()))?;
+        let short = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+        let listener = UnixListener::bind(&short).with_context(|| {
+            format!(
+                "failed to listen on the console socket of {id:?} at {}",
+                path.display()
+            )
+        })?;
         Ok(Self { listener, path })
     }
 

@@ -15,16 +15,27 @@ const KEYCTL_DESCRIBE: libc::c_long = 6;
 /// "possessor may search", added the way runc does so the container can use its keyring.
 const KEY_POS_SEARCH: u32 = 0x0008_0000;
 
+/// Also the executor of every other process (exec, `--no-new-keyring`), without the keyring:
+/// libcontainer's default one refuses a process whose env has no PATH even when args[0] is a
+/// path, which runc runs.
 #[derive(Clone)]
 pub struct KeyringExecutor {
-    name: String,
+    name: Option<String>,
     inner: DefaultExecutor,
 }
 
 impl KeyringExecutor {
     pub fn new(container_id: &str) -> Self {
         Self {
-            name: format!("_ses.{container_id}"),
+            name: Some(format!("_ses.{container_id}")),
+            inner: DefaultExecutor {},
+        }
+    }
+
+    /// Resolves the program as runc does, and joins no keyring.
+    pub fn without_keyring() -> Self {
+        Self {
+            name: None,
             inner: DefaultExecutor {},
         }
     }
@@ -32,7 +43,9 @@ impl KeyringExecutor {
 
 impl Executor for KeyringExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        join_session_keyring(&self.name).map_err(ExecutorError::Other)?;
+        if let Some(name) = &self.name {
+            join_session_keyring(name).map_err(ExecutorError::Other)?;
+        }
         self.inner.exec(spec)
     }
 

@@ -27,10 +27,12 @@ pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Con
     if dir.exists() {
         bail!("container {id:?} already exists");
     }
-    let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default());
-    if !opts.no_new_keyring {
-        builder = builder.with_executor(crate::keyring::KeyringExecutor::new(id));
-    }
+    let executor = if opts.no_new_keyring {
+        crate::keyring::KeyringExecutor::without_keyring()
+    } else {
+        crate::keyring::KeyringExecutor::new(id)
+    };
+    let builder = ContainerBuilder::new(id.clone(), SyscallType::default()).with_executor(executor);
     let result = builder
         .with_root_path(&g.root)
         .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))

@@ -11,7 +11,7 @@ use oci_spec::runtime::{Capability, Process, Spec};
 
 use crate::cli::{Exec, GlobalOpts};
 use crate::console::ConsoleProxy;
-use crate::foreground::SignalForwarder;
+use crate::foreground::{Io, SignalForwarder, StdioPipes};
 
 pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
     let id = args.container_id.clone();
@@ -67,7 +67,16 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         Some(init) if !subs.is_empty() => super::subcgroup::dirs(init.as_raw(), &subs)?,
         _ => Vec::new(),
     };
-    let pid = ContainerBuilder::new(id.clone(), SyscallType::default())
+    let pipes = if !args.detach && !terminal {
+        let spec = Spec::load(container.bundle().join("config.json")).ok();
+        Some(StdioPipes::install(
+            spec.as_ref().and_then(crate::foreground::root_owner),
+        )?)
+    } else {
+        None
+    };
+    let built = ContainerBuilder::new(id.clone(), SyscallType::default())
+        .with_executor(crate::keyring::KeyringExecutor::without_keyring())
         .with_root_path(&g.root)?
         .with_pid_file(args.pid_file.as_ref())?
         .with_console_socket(console_socket.as_ref())
@@ -82,16 +91,27 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         .with_cgroup_dirs(cgroup_dirs)
         .with_process_label(args.process_label.clone())
         .build()
-        .with_context(|| format!("failed to exec in container {id:?}"))?;
+        .with_context(|| format!("failed to exec in container {id:?}"));
+    let pipes = pipes.map(StdioPipes::restore);
+    let pid = match built {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Some(p) = pipes {
+                p.flush();
+            }
+            return Err(e);
+        }
+    };
     drop(process_file);
     if args.detach {
         return Ok(0);
     }
-    let console = match proxy {
-        Some(p) => Some(p.accept()?),
-        None => None,
+    let io = match (proxy, pipes) {
+        (Some(p), _) => Io::Console(p.accept()?),
+        (None, Some(p)) => Io::Pipes(p),
+        (None, None) => Io::Inherited,
     };
-    SignalForwarder::block()?.wait(pid, console)
+    SignalForwarder::block()?.wait(pid, io)
 }
 
 /// A caller's process.json, checked, with what runc defaults filled in: a process without

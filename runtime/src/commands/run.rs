@@ -9,7 +9,7 @@ use libcontainer::error::LibcontainerError;
 
 use crate::cli::{GlobalOpts, Run};
 use crate::console::ConsoleProxy;
-use crate::foreground;
+use crate::foreground::{self, Io, StdioPipes};
 
 pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
@@ -30,10 +30,26 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     } else {
         None
     };
-    let mut container = super::create::build_init(&opts, g, true)?;
-    let proxy = match proxy {
-        Some(p) => Some(p.accept()?),
-        None => None,
+    let pipes = if !args.detach && !terminal {
+        Some(StdioPipes::install(foreground::root_owner(&spec))?)
+    } else {
+        None
+    };
+    let built = super::create::build_init(&opts, g, true);
+    let pipes = pipes.map(StdioPipes::restore);
+    let mut container = match built {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = pipes {
+                p.flush();
+            }
+            return Err(e);
+        }
+    };
+    let io = match (proxy, pipes) {
+        (Some(p), _) => Io::Console(p.accept()?),
+        (None, Some(p)) => Io::Pipes(p),
+        (None, None) => Io::Inherited,
     };
     let signals = if args.detach {
         None
@@ -50,7 +66,7 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     let pid = container
         .pid()
         .with_context(|| format!("container {id:?} has no init pid"))?;
-    let code = signals.wait(pid, proxy)?;
+    let code = signals.wait(pid, io)?;
     if !args.keep {
         delete_after_exit(&mut container, &super::container_dir(g, &id)?)
             .with_context(|| format!("failed to delete container {id:?}"))?;
