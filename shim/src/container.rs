@@ -11,7 +11,7 @@ use crate::io::{self, StdioPaths};
 use crate::monitor::{Exit, Monitor};
 use crate::options::{RuntimeRecord, Settings};
 use crate::process::Process;
-use crate::runtime::{CreateOpts, ExecOpts, NewRuntime, OciRuntime};
+use crate::runtime::{CreateOpts, ExecOpts, Failure, NewRuntime, OciRuntime};
 
 /// The file in the bundle recording which runtime binary and root the container uses, so the
 /// `delete` subcommand (a fresh process) finds them.
@@ -304,7 +304,7 @@ impl Container {
         let res = self.runtime.delete(&self.id, true);
         unmount_rootfs(&self.bundle);
         match res {
-            Err(e) if e.message().contains("does not exist") => Ok(()),
+            Err(e) if e.failure() == Failure::Missing => Ok(()),
             other => other.map_err(Into::into),
         }
     }

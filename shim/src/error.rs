@@ -4,7 +4,7 @@
 use containerd_shim_protos::ttrpc::{self, Code};
 
 use crate::io::IoError;
-use crate::runtime::RuntimeError;
+use crate::runtime::{Failure, RuntimeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -36,28 +36,14 @@ impl TaskError {
             Self::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
             Self::InvalidArgument(_) => Code::INVALID_ARGUMENT,
             Self::Unimplemented(_) => Code::UNIMPLEMENTED,
-            Self::Runtime(e) => runtime_code(&e.message()),
+            Self::Runtime(e) => match e.failure() {
+                Failure::Missing => Code::NOT_FOUND,
+                Failure::AlreadyExists => Code::ALREADY_EXISTS,
+                Failure::NotRunning | Failure::WrongState => Code::FAILED_PRECONDITION,
+                Failure::Other => Code::UNKNOWN,
+            },
             Self::Io(_) | Self::Internal(_) => Code::UNKNOWN,
         }
-    }
-}
-
-/// Classifies a runtime's message the way the Go shim does for runc's.
-fn runtime_code(message: &str) -> Code {
-    let m = message.to_ascii_lowercase();
-    if m.contains("does not exist") || m.contains("not found") {
-        Code::NOT_FOUND
-    } else if m.contains("already exists") {
-        Code::ALREADY_EXISTS
-    } else if m.contains("not running")
-        || m.contains("not paused")
-        || m.contains("not stopped")
-        || m.contains("already finished")
-        || m.contains("no such process")
-    {
-        Code::FAILED_PRECONDITION
-    } else {
-        Code::UNKNOWN
     }
 }
 

@@ -19,7 +19,7 @@ use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
-use containerd_shim_protos::ttrpc::context::Context;
+use containerd_shim_protos::ttrpc::{self, context::Context};
 use containerd_shim_protos::{Client, EventsClient};
 
 /// Protobuf package of the task events (containerd/api/events/task.proto).
@@ -104,19 +104,19 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn connect(address: &str) -> Result<Self, String> {
+    fn connect(address: &str) -> ttrpc::Result<Self> {
         let url = if address.contains("://") {
             address.to_string()
         } else {
             format!("unix://{address}")
         };
-        let client = Client::connect(&url).map_err(|e| e.to_string())?;
+        let client = Client::connect(&url)?;
         Ok(Self {
             client: EventsClient::new(client),
         })
     }
 
-    fn publish(&self, topic: &str, namespace: &str, event: Any) -> Result<(), String> {
+    fn publish(&self, topic: &str, namespace: &str, event: Any) -> ttrpc::Result<()> {
         let mut envelope = Envelope::new();
         envelope.topic = topic.into();
         envelope.namespace = namespace.into();
@@ -124,10 +124,7 @@ impl Publisher {
         envelope.event = MessageField::some(event);
         let mut req = ForwardRequest::new();
         req.envelope = MessageField::some(envelope);
-        self.client
-            .forward(Context::default(), &req)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        self.client.forward(Context::default(), &req).map(drop)
     }
 }
 

@@ -17,7 +17,7 @@ const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/f
 /// Writes our `RuntimeInfo`, with the runtime's `features` document when it has one.
 pub fn print(runtime_id: &str) -> Result<()> {
     let options = crate::start::read_options()?;
-    let settings = Settings::from_any(options.as_ref()).map_err(anyhow::Error::msg)?;
+    let settings = Settings::from_any(options.as_ref())?;
     let info = runtime_info(runtime_id, options, runtime_features(&settings));
     let mut out = std::io::stdout().lock();
     out.write_all(&info.write_to_bytes()?)?;

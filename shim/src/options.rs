@@ -21,6 +21,34 @@ pub const RUNTIME_ENV: &str = "POLIS_RUNC";
 /// The shim's config file, unless `$POLIS_SHIM_CONFIG` or the CRI options name another.
 pub const CONFIG_FILE: &str = "/etc/polis/shim.json";
 
+/// Why the runtime settings of a container could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("runtime options ({what}): {source}")]
+    Decode {
+        what: &'static str,
+        source: containerd_shim_protos::protobuf::Error,
+    },
+    #[error("runtime options ({what}): bad wire type in tag {tag}")]
+    WireType { what: &'static str, tag: u32 },
+    #[error(
+        "runtime options of type {0:?} are not understood (use {RUNC_OPTIONS} or {CRI_OPTIONS})"
+    )]
+    UnknownType(String),
+    #[error("shim config file {path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("shim config file {path}: {source}")]
+    ParseConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, OptionsError>;
+
 const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
 const CREATE_OPTIONS: &str = "containerd.linux.runc.CreateOptions";
@@ -89,15 +117,19 @@ impl Settings {
     }
 
     /// Settings from the task's options (`None`: none given).
-    pub fn from_any(any: Option<&Any>) -> Result<Self, String> {
+    pub fn from_any(any: Option<&Any>) -> Result<Self> {
         let Some(any) = any.filter(|a| !a.type_url.is_empty() || !a.value.is_empty()) else {
             return Self::resolve(&Options::new(), &default_config()?);
         };
         let kind = any.type_url.rsplit('/').next().unwrap_or_default();
         match kind {
             RUNC_OPTIONS | "" => {
-                let o = Options::parse_from_bytes(&any.value)
-                    .map_err(|e| format!("runtime options ({RUNC_OPTIONS}): {e}"))?;
+                let o = Options::parse_from_bytes(&any.value).map_err(|source| {
+                    OptionsError::Decode {
+                        what: RUNC_OPTIONS,
+                        source,
+                    }
+                })?;
                 Self::resolve(&o, &default_config()?)
             }
             CRI_OPTIONS => {
@@ -109,14 +141,12 @@ impl Settings {
                 Self::resolve(&Options::new(), &config)
             }
             CREATE_OPTIONS => Self::resolve(&from_create_options(&any.value)?, &default_config()?),
-            other => Err(format!(
-                "runtime options of type {other:?} are not understood (use {RUNC_OPTIONS} or {CRI_OPTIONS})"
-            )),
+            other => Err(OptionsError::UnknownType(other.into())),
         }
     }
 
     /// The options' fields win; the config file fills in what they leave unset.
-    fn resolve(o: &Options, c: &ConfigFile) -> Result<Self, String> {
+    fn resolve(o: &Options, c: &ConfigFile) -> Result<Self> {
         let root_base = if !o.root.is_empty() {
             o.root.clone()
         } else {
@@ -172,7 +202,7 @@ fn runtime_binary(binary_name: &str, configured: Option<&Path>) -> PathBuf {
 }
 
 /// The default config file; it need not exist.
-fn default_config() -> Result<ConfigFile, String> {
+fn default_config() -> Result<ConfigFile> {
     let path = std::env::var_os("POLIS_SHIM_CONFIG").unwrap_or_else(|| CONFIG_FILE.into());
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
@@ -180,10 +210,15 @@ fn default_config() -> Result<ConfigFile, String> {
     }
 }
 
-fn read_config(path: &Path) -> Result<ConfigFile, String> {
-    let data =
-        std::fs::read(path).map_err(|e| format!("shim config file {}: {e}", path.display()))?;
-    serde_json::from_slice(&data).map_err(|e| format!("shim config file {}: {e}", path.display()))
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let data = std::fs::read(path).map_err(|source| OptionsError::ReadConfig {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_slice(&data).map_err(|source| OptionsError::ParseConfig {
+        path: path.into(),
+        source,
+    })
 }
 
 /// A field of a flat protobuf message: a varint or a string.
@@ -193,14 +228,13 @@ enum Field {
 }
 
 /// The varint and string fields of `bytes` by number; other fields are skipped.
-fn fields(bytes: &[u8], what: &str) -> Result<Vec<(u32, Field)>, String> {
+fn fields(bytes: &[u8], what: &'static str) -> Result<Vec<(u32, Field)>> {
     use containerd_shim_protos::protobuf::rt::WireType;
-    let err = |e: containerd_shim_protos::protobuf::Error| format!("runtime options ({what}): {e}");
+    let err = |source| OptionsError::Decode { what, source };
     let mut input = CodedInputStream::from_bytes(bytes);
     let mut out = Vec::new();
     while let Some(tag) = input.read_raw_tag_or_eof().map_err(err)? {
-        let wire = WireType::new(tag & 7)
-            .ok_or_else(|| format!("runtime options ({what}): bad wire type in tag {tag}"))?;
+        let wire = WireType::new(tag & 7).ok_or(OptionsError::WireType { what, tag })?;
         match wire {
             WireType::Varint => out.push((
                 tag >> 3,
@@ -216,7 +250,7 @@ fn fields(bytes: &[u8], what: &str) -> Result<Vec<(u32, Field)>, String> {
 }
 
 /// `config_path` (field 2) of CRI's `runtimeoptions.v1.Options`.
-fn cri_config_path(bytes: &[u8]) -> Result<Option<String>, String> {
+fn cri_config_path(bytes: &[u8]) -> Result<Option<String>> {
     Ok(fields(bytes, CRI_OPTIONS)?
         .into_iter()
         .find_map(|(n, f)| match (n, f) {
@@ -227,7 +261,7 @@ fn cri_config_path(bytes: &[u8]) -> Result<Option<String>, String> {
 
 /// The runc `Options` equivalent of the `CreateOptions` ctr sends runtimes other than
 /// runc's for `--no-pivot` and `--uidmap`.
-fn from_create_options(bytes: &[u8]) -> Result<Options, String> {
+fn from_create_options(bytes: &[u8]) -> Result<Options> {
     let mut o = Options::new();
     for (n, f) in fields(bytes, CREATE_OPTIONS)? {
         match (n, f) {
@@ -352,17 +386,17 @@ mod tests {
         std::fs::write(&cfg, r#"{"runtime": 7}"#).unwrap();
         let a = any(CRI_OPTIONS, cri_options(cfg.to_str().unwrap()));
         let e = Settings::from_any(Some(&a)).unwrap_err();
-        assert!(e.contains("shim.json"), "{e}");
+        assert!(e.to_string().contains("shim.json"), "{e}");
         std::fs::write(&cfg, r#"{"runtim": "/x"}"#).unwrap();
         let e = Settings::from_any(Some(&a)).unwrap_err();
-        assert!(e.contains("runtim"), "{e}");
+        assert!(e.to_string().contains("runtim"), "{e}");
         let missing = dir.path().join("missing.json");
         let a = any(CRI_OPTIONS, cri_options(missing.to_str().unwrap()));
         let e = Settings::from_any(Some(&a)).unwrap_err();
-        assert!(e.contains("missing.json"), "{e}");
+        assert!(e.to_string().contains("missing.json"), "{e}");
         let a = any("containerd.example.Options", vec![8, 1]);
         let e = Settings::from_any(Some(&a)).unwrap_err();
-        assert!(e.contains("containerd.example.Options"), "{e}");
+        assert!(e.to_string().contains("containerd.example.Options"), "{e}");
         let a = any(RUNC_OPTIONS, vec![0xff, 0xff]);
         assert!(Settings::from_any(Some(&a)).is_err());
     }

@@ -38,13 +38,43 @@ pub enum RuntimeError {
     },
 }
 
+/// What a failed runtime command says about its container. runc's CLI reports this only in
+/// its messages, so they are read here, in one place (the Go shim reads runc's the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No such container (or process).
+    Missing,
+    AlreadyExists,
+    /// The process has exited.
+    NotRunning,
+    /// The container is in a state the command does not apply to.
+    WrongState,
+    Other,
+}
+
 impl RuntimeError {
-    /// The runtime's own message, for error classification.
-    pub fn message(&self) -> String {
+    /// Only a command that ran and failed says anything about the container.
+    pub fn failure(&self) -> Failure {
         match self {
-            Self::Failed { message, .. } => message.clone(),
-            other => other.to_string(),
+            Self::Failed { message, .. } => classify(message),
+            _ => Failure::Other,
         }
+    }
+}
+
+fn classify(message: &str) -> Failure {
+    let m = message.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if any(&["does not exist", "not found"]) {
+        Failure::Missing
+    } else if any(&["already exists"]) {
+        Failure::AlreadyExists
+    } else if any(&["not running", "no such process", "already finished"]) {
+        Failure::NotRunning
+    } else if any(&["not paused", "not stopped"]) {
+        Failure::WrongState
+    } else {
+        Failure::Other
     }
 }
 
@@ -395,6 +425,32 @@ mod tests {
             parse_last_error(log).as_deref(),
             Some("container \"x\" does not exist")
         );
+    }
+
+    #[test]
+    fn runtime_messages_are_classified() {
+        for (message, failure) in [
+            ("container \"c1\" does not exist", Failure::Missing),
+            ("container not found", Failure::Missing),
+            (
+                "container with id c1 already exists",
+                Failure::AlreadyExists,
+            ),
+            ("container not running", Failure::NotRunning),
+            ("No such process", Failure::NotRunning),
+            ("os: process already finished", Failure::NotRunning),
+            ("container not paused", Failure::WrongState),
+            ("boom", Failure::Other),
+        ] {
+            assert_eq!(classify(message), failure, "{message}");
+        }
+        let spawn = RuntimeError::Spawn {
+            binary: "/not found/polis-runc".into(),
+            command: "kill".into(),
+            id: "c1".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert_eq!(spawn.failure(), Failure::Other);
     }
 
     #[test]

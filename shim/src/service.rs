@@ -22,7 +22,7 @@ use crate::events::Events;
 use crate::flags::Flags;
 use crate::monitor::Monitor;
 use crate::options::Settings;
-use crate::runtime::{OciRuntime, Runtime};
+use crate::runtime::{Failure, OciRuntime, Runtime};
 use crate::task::{ExitSignal, TaskService};
 
 /// `delete`: containerd calls it after a shim died, to remove what the shim left.
@@ -44,7 +44,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
         let (monitor, _others) = Monitor::start().context("watch child exits")?;
         let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
         if let Err(e) = runtime.delete(&flags.id, true) {
-            if !e.message().contains("does not exist") {
+            if e.failure() != Failure::Missing {
                 log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());
             }
         }

@@ -25,7 +25,7 @@ pub fn start(flags: &Flags) -> Result<()> {
     let spec = crate::container::SpecView::read(&bundle);
     let group = grouping(&spec, &flags.id);
     // Bad options fail here, before there is a server to clean up.
-    let settings = Settings::from_any(read_options()?.as_ref()).map_err(anyhow::Error::msg)?;
+    let settings = Settings::from_any(read_options()?.as_ref())?;
     let address = socket_address(&flags.address, &flags.namespace, &group);
     let pid = spawn_server(flags, &address)
         .with_context(|| format!("spawn the shim server for {} (group {group})", flags.id))?;

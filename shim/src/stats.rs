@@ -15,10 +15,30 @@ use containerd_shim_protos::protobuf::{Message, MessageField};
 
 const V1_TYPE: &str = "io.containerd.cgroups.v1.Metrics";
 const V2_TYPE: &str = "io.containerd.cgroups.v2.Metrics";
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no {controller:?} cgroup for pid {pid}")]
+    NoCgroup { controller: &'static str, pid: u32 },
+    #[error("encode metrics: {0}")]
+    Encode(#[from] containerd_shim_protos::protobuf::Error),
+}
+
+type Result<T> = std::result::Result<T, StatsError>;
+
+fn read_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StatsError {
+    let path = path.into();
+    move |source| StatsError::Read { path, source }
+}
+
 /// USER_HZ: cpuacct.stat counts in these ticks.
 const TICKS_PER_SECOND: u64 = 100;
 
-pub fn collect(pid: u32) -> Result<Any, String> {
+pub fn collect(pid: u32) -> Result<Any> {
     let (paths, mounts) = cgroups_of(pid)?;
     let (type_url, value) = match (paths.get("").zip(mounts.get("")), paths.len()) {
         (Some((rel, mnt)), 1) => {
@@ -35,14 +55,14 @@ pub fn collect(pid: u32) -> Result<Any, String> {
     };
     let mut any = Any::new();
     any.type_url = type_url.into();
-    any.value = value.map_err(|e| e.to_string())?;
+    any.value = value?;
     Ok(any)
 }
 
 /// The pids in the cgroup of process `pid` and in its sub-cgroups, read from `cgroup.procs`
 /// as the runtime's `ps` reads them (pure v2: the unified hierarchy; v1: the devices
 /// hierarchy, as runc's manager, or pids), without running the runtime.
-pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>, String> {
+pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>> {
     let (paths, mounts) = cgroups_of(pid)?;
     let key = if paths.len() == 1 && paths.contains_key("") {
         ""
@@ -54,18 +74,21 @@ pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>, String> {
     let (rel, mnt) = paths
         .get(key)
         .zip(mounts.get(key))
-        .ok_or_else(|| format!("no {key:?} cgroup for pid {pid}"))?;
+        .ok_or(StatsError::NoCgroup {
+            controller: key,
+            pid,
+        })?;
     let mut pids = Vec::new();
     collect_procs(&mnt.join(rel.trim_start_matches('/')), &mut pids)?;
     Ok(pids)
 }
 
-fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<(), String> {
-    let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .map_err(|e| format!("{}: {e}", dir.join("cgroup.procs").display()))?;
+fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<()> {
+    let procs_file = dir.join("cgroup.procs");
+    let procs = std::fs::read_to_string(&procs_file).map_err(read_error(procs_file))?;
     pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let e = e.map_err(|e| e.to_string())?;
+    for e in std::fs::read_dir(dir).map_err(read_error(dir))? {
+        let e = e.map_err(read_error(dir))?;
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             collect_procs(&e.path(), pids)?;
         }
@@ -77,11 +100,11 @@ fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<(), String> {
 /// hierarchy (`""` for cgroup2).
 type CgroupsOf = (HashMap<String, String>, HashMap<String, PathBuf>);
 
-fn cgroups_of(pid: u32) -> Result<CgroupsOf, String> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("cgroup of pid {pid}: {e}"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+fn cgroups_of(pid: u32) -> Result<CgroupsOf> {
+    let cgroups_file = format!("/proc/{pid}/cgroup");
+    let cgroups = std::fs::read_to_string(&cgroups_file).map_err(read_error(cgroups_file))?;
+    let mountinfo_file = "/proc/self/mountinfo";
+    let mountinfo = std::fs::read_to_string(mountinfo_file).map_err(read_error(mountinfo_file))?;
     Ok((parse_proc_cgroup(&cgroups), cgroup_mounts(&mountinfo)))
 }
 

@@ -23,7 +23,7 @@ use crate::events::{timestamp, Events};
 use crate::io::StdioPaths;
 use crate::monitor::{Exit, Monitor};
 use crate::process::{Process, Status as PStatus};
-use crate::runtime::{NewRuntime, Runtime};
+use crate::runtime::{Failure, NewRuntime, Runtime};
 use crate::stats;
 
 /// Sends `sig` to `pid` if it is a child of ours that has not exited, through a pidfd: a pid
@@ -492,7 +492,7 @@ impl Tasks {
                 return Ok(());
             }
             return c.runtime.kill(&c.id, req.signal, req.all).map_err(|e| {
-                if e.message().contains("not running") || e.message().contains("no such process") {
+                if e.failure() == Failure::NotRunning {
                     TaskError::NotFound(format!("container {}: process already finished", c.id))
                 } else {
                     e.into()
