@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::error::{code, CniError, CniResult};
+use crate::names::{is_spec_name, validate_ifname};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -78,7 +79,7 @@ impl CniArgs {
             }
             // IDs end up in rule comments and store files: keep them to the
             // spec's character set and a length that fits a rule comment.
-            if !crate::config::is_spec_name(&args.container_id) || args.container_id.len() > 100 {
+            if !is_spec_name(&args.container_id) || args.container_id.len() > 100 {
                 return Err(CniError::new(
                     code::INVALID_ENV,
                     format!(
@@ -117,24 +118,6 @@ fn parse_cni_args(s: &str) -> CniResult<Vec<(String, String)>> {
             )),
         })
         .collect()
-}
-
-/// Linux interface names: 1..=15 bytes, no '/', ':' or whitespace, not "." or "..".
-pub fn validate_ifname(name: &str) -> CniResult<()> {
-    let bad = name.is_empty()
-        || name.len() > 15
-        || name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0');
-    if bad {
-        return Err(CniError::new(
-            code::INVALID_ENV,
-            format!("interface name {name:?} is invalid (1-15 bytes, no '/', ':' or spaces)"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

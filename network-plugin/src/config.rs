@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{code, CniError, CniResult};
+use crate::names::is_spec_name;
+use crate::names::validate_ifname;
 
 /// Versions whose configuration we accept and whose result shape we emit.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -259,7 +261,7 @@ impl NetConf {
                 self.name
             ));
         }
-        if let Err(e) = crate::args::validate_ifname(&self.bridge) {
+        if let Err(e) = validate_ifname(&self.bridge) {
             return invalid(format!(
                 "bridge name {:?} of network {:?} is invalid: {}",
                 self.bridge, self.name, e.msg
@@ -293,16 +295,6 @@ impl NetConf {
     pub fn version_at_least(&self, min: &str) -> bool {
         version_tuple(&self.cni_version) >= version_tuple(min)
     }
-}
-
-/// The spec's character set for network names and container IDs; "." and
-/// ".." alone are refused since they are path components.
-pub fn is_spec_name(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The `cni.dev/valid-attachments` list GC needs: without it, "everything not valid" would be

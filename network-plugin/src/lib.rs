@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ipam;
 pub mod ipnet;
+pub mod names;
 pub mod net;
 pub mod nft;
 pub mod result;

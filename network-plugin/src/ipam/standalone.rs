@@ -5,8 +5,9 @@ use serde::Deserialize;
 use super::config::IpamConf;
 use super::store::Owner;
 use crate::args::{CniArgs, Command};
-use crate::config::{check_version, is_spec_name, require_valid_attachments, Attachment};
+use crate::config::{check_version, require_valid_attachments, Attachment};
 use crate::error::{code, CniError, CniResult};
+use crate::names::is_spec_name;
 
 #[derive(Deserialize)]
 struct Conf {
