@@ -100,8 +100,11 @@ fn write_runtime_file(bundle: &Path, r: &RuntimeRecord) -> Result<()> {
     let v =
         serde_json::json!({"binary": r.binary, "root": r.root, "systemdCgroup": r.systemd_cgroup});
     let path = bundle.join(RUNTIME_FILE);
-    std::fs::write(&path, v.to_string())
-        .map_err(|e| TaskError::Internal(format!("write {}: {e}", path.display())))
+    std::fs::write(&path, v.to_string()).map_err(|source| TaskError::File {
+        op: "write",
+        path,
+        source,
+    })
 }
 
 /// The runtime a bundle was created with, if it was.
@@ -117,8 +120,7 @@ pub fn read_runtime_file(bundle: &Path) -> Option<RuntimeRecord> {
 
 fn mount_rootfs(req: &CreateTaskRequest, rootfs: &Path) -> Result<()> {
     for m in &req.rootfs {
-        crate::mount::mount_one(&m.type_, &m.source, &m.options, rootfs)
-            .map_err(|e| TaskError::Internal(e.to_string()))?;
+        crate::mount::mount_one(&m.type_, &m.source, &m.options, rootfs)?;
     }
     Ok(())
 }
@@ -133,7 +135,7 @@ fn read_pid(path: &Path) -> Result<u32> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| TaskError::Internal(format!("no pid in {}", path.display())))
+        .ok_or_else(|| TaskError::NoPid(path.into()))
 }
 
 impl Container {
@@ -153,8 +155,11 @@ impl Container {
         let runtime = new_runtime(&record, bundle.join("log.json"));
         let rootfs = bundle.join("rootfs");
         if !req.rootfs.is_empty() {
-            std::fs::create_dir_all(&rootfs)
-                .map_err(|e| TaskError::Internal(format!("mkdir {}: {e}", rootfs.display())))?;
+            std::fs::create_dir_all(&rootfs).map_err(|source| TaskError::File {
+                op: "mkdir",
+                path: rootfs.clone(),
+                source,
+            })?;
         }
         mount_rootfs(req, &rootfs).inspect_err(|_| unmount_rootfs(&bundle))?;
         let stdio = StdioPaths {
@@ -231,8 +236,11 @@ impl Container {
             )));
         }
         let spec_path = self.exec_file(exec_id, "json");
-        std::fs::write(&spec_path, spec)
-            .map_err(|e| TaskError::Internal(format!("write {}: {e}", spec_path.display())))?;
+        std::fs::write(&spec_path, spec).map_err(|source| TaskError::File {
+            op: "write",
+            path: spec_path,
+            source,
+        })?;
         let p = Process::new(exec_id, stdio, Default::default());
         execs.insert(exec_id.into(), Arc::new(p));
         Ok(())

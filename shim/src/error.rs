@@ -3,8 +3,12 @@
 
 use containerd_shim_protos::ttrpc::{self, Code};
 
+use std::path::PathBuf;
+
 use crate::io::IoError;
+use crate::mount::MountError;
 use crate::runtime::{Failure, RuntimeError};
+use crate::stats::StatsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -22,8 +26,18 @@ pub enum TaskError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error("{0}")]
-    Internal(String),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("{op} {}: {source}", path.display())]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no pid in {}", .0.display())]
+    NoPid(PathBuf),
+    #[error("stats of {id}: {source}")]
+    Stats { id: String, source: StatsError },
 }
 
 pub type Result<T> = std::result::Result<T, TaskError>;
@@ -42,7 +56,11 @@ impl TaskError {
                 Failure::NotRunning | Failure::WrongState => Code::FAILED_PRECONDITION,
                 Failure::Other => Code::UNKNOWN,
             },
-            Self::Io(_) | Self::Internal(_) => Code::UNKNOWN,
+            Self::Io(_)
+            | Self::Mount(_)
+            | Self::File { .. }
+            | Self::NoPid(_)
+            | Self::Stats { .. } => Code::UNKNOWN,
         }
     }
 }
@@ -56,7 +74,6 @@ impl From<TaskError> for ttrpc::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn failed(message: &str) -> TaskError {
         TaskError::Runtime(RuntimeError::Failed {

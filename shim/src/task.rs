@@ -1,6 +1,9 @@
 //! The ttrpc Task service: every RPC maps to a container operation, and exits become
 //! TaskExit events. Start and exit handling share `event_order`, so TaskStart or
-//! TaskExecStarted always leaves before the TaskExit of the same process.
+//! TaskExecStarted always leaves before the TaskExit of the same process, and an init's
+//! TaskExit waits for those of its running execs (containerd takes the init's for the end of
+//! the task). The runtime is an `OciRuntime`, so the state machine is tested over a fake
+//! (`state_tests`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -648,8 +651,10 @@ impl Tasks {
 
     fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let c = self.container(&req.id)?;
-        let any: Any = stats::collect(c.init.pid())
-            .map_err(|e| TaskError::Internal(format!("stats of {}: {e}", c.id)))?;
+        let any: Any = stats::collect(c.init.pid()).map_err(|source| TaskError::Stats {
+            id: c.id.clone(),
+            source,
+        })?;
         Ok(StatsResponse {
             stats: MessageField::some(any),
             ..Default::default()
