@@ -82,9 +82,14 @@ fn signal_running_child(pid: i32, sig: i32) -> Option<bool> {
 
 /// SIGKILLs `pid` if it is a child of ours still running; true if it was.
 fn kill_running_child(pid: i32, monitor: &Monitor) -> bool {
-    if let Some(sent) = signal_running_child(pid, libc::SIGKILL) {
-        return sent;
+    match signal_running_child(pid, libc::SIGKILL) {
+        Some(sent) => sent,
+        None => kill_unreaped_child(pid, monitor),
     }
+}
+
+/// `kill_running_child` without pidfds.
+fn kill_unreaped_child(pid: i32, monitor: &Monitor) -> bool {
     // Without pidfds the check and the kill are two steps; with reaping held off between
     // them, a pid found to be our unreaped child cannot be freed and given to another
     // process before the kill.
@@ -835,5 +840,14 @@ mod tests {
         assert!(!kill_running_child(child.id() as i32, &monitor));
         // Not a child at all.
         assert!(!kill_running_child(1, &monitor));
+        // The same without pidfds.
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        assert!(kill_unreaped_child(child.id() as i32, &monitor));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(!kill_unreaped_child(child.id() as i32, &monitor));
+        assert!(!kill_unreaped_child(1, &monitor));
     }
 }
