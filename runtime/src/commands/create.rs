@@ -80,9 +80,11 @@ pub fn check_bundle(bundle: &Path) -> Result<Spec> {
             rootfs.display()
         );
     }
-    if spec.process().is_none() {
+    let Some(process) = spec.process() else {
         bail!("{}: process is missing", config.display());
-    }
+    };
+    super::check_selinux_label(process.selinux_label().as_deref())
+        .with_context(|| format!("invalid configuration: {}", config.display()))?;
     let unified = spec
         .linux()
         .as_ref()

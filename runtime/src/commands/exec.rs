@@ -24,12 +24,14 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         );
     }
     let subs = super::subcgroup::parse(&args.cgroup)?;
+    super::check_selinux_label(args.process_label.as_deref())?;
     crate::seal::ensure_sealed()?;
     // The terminal flag comes from the process we hand over: read back only a caller's file.
     let (process_file, terminal) = match &args.process {
         Some(p) => {
             let (process, filled) = load_process(p)?;
             let terminal = process["terminal"].as_bool().unwrap_or(false);
+            super::check_selinux_label(process["selinuxLabel"].as_str())?;
             if filled {
                 let path = container
                     .root
@@ -224,19 +226,22 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
+/// Adds `--cap` capabilities to every set. A name this build does not know is left out with a
+/// warning, as runc does (a newer kernel's capability must not make exec fail).
 fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
     let mut parsed = Vec::new();
+    let mut unknown = Vec::new();
     for c in caps {
-        let name = c.to_ascii_uppercase();
-        let name = if name.starts_with("CAP_") {
-            name
-        } else {
-            format!("CAP_{name}")
-        };
-        let cap: Capability = name
-            .parse()
-            .map_err(|_| anyhow::anyhow!("unknown capability {c:?}"))?;
-        parsed.push(cap);
+        let upper = c.to_ascii_uppercase();
+        // oci-spec parses the names without their CAP_ prefix
+        let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        match bare.parse::<Capability>() {
+            Ok(cap) => parsed.push(cap),
+            Err(_) => unknown.push(c.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        tracing::warn!("ignoring unknown or unavailable capabilities: {unknown:?}");
     }
     let mut set = p.capabilities().clone().unwrap_or_default();
     let extend = |s: &Option<oci_spec::runtime::Capabilities>| {
@@ -317,12 +322,31 @@ mod tests {
     }
 
     #[test]
-    fn bad_user_and_caps_are_named() {
+    fn bad_user_is_named_and_caps_parse_as_runcs() {
         let a = exec_args(&["-u", "bob", "c", "ls"]);
         let err = process_from_args(&a, None).unwrap_err().to_string();
         assert!(err.contains("bob"), "{err}");
-        let a = exec_args(&["--cap", "CAP_FLY", "c", "ls"]);
-        let err = format!("{:#}", process_from_args(&a, None).unwrap_err());
-        assert!(err.contains("CAP_FLY"), "{err}");
+        // an unknown capability is left out, a known one added, with or without CAP_
+        let a = exec_args(&[
+            "--cap",
+            "CAP_FLY",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            "--cap",
+            "net_raw",
+            "c",
+            "ls",
+        ]);
+        let p = process_from_args(&a, None).unwrap();
+        let caps = p.capabilities().clone().unwrap();
+        let eff = caps.effective().clone().unwrap();
+        assert!(eff.contains(&Capability::SysAdmin), "{eff:?}");
+        assert!(eff.contains(&Capability::NetRaw), "{eff:?}");
+        let base = Process::default().capabilities().clone().unwrap();
+        assert_eq!(
+            eff.len(),
+            base.effective().as_ref().unwrap().len() + 2,
+            "{eff:?}"
+        );
     }
 }

@@ -98,6 +98,20 @@ pub fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> 
     serde_json::from_str(&data).with_context(|| format!("failed to parse {}", path.display()))
 }
 
+/// A process label needs SELinux: without it the label could not be applied and the process
+/// would run unconfined, so it is refused (runc's rule), rather than ignored.
+pub fn check_selinux_label(label: Option<&str>) -> Result<()> {
+    let Some(label) = label.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        bail!(
+            "SELinux label {label:?} is specified, but SELinux is disabled or not supported on this host"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
