@@ -114,9 +114,10 @@ mod tests {
         let config = YoukiConfig::from_spec(&spec, container_id)?;
         assert_eq!(&config.hooks, spec.hooks());
         dbg!(&config.cgroup_path);
+        // polis patch: the default cgroup path is `/<id>` (see utils::get_cgroup_path)
         assert_eq!(
             config.cgroup_path,
-            PathBuf::from(format!(":youki:{container_id}"))
+            PathBuf::from(format!("/{container_id}"))
         );
         Ok(())
     }
