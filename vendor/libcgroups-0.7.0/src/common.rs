@@ -737,3 +737,17 @@ impl Display for MustBePowerOfTwo {
         f.write_str("page size must be in the format of 2^(integer)")
     }
 }
+
+// polis patch (vendor/patches/031): no default rule for the host's /dev/console (c 5:1)
+#[cfg(all(test, any(feature = "cgroupsv2_devices", feature = "v1")))]
+mod polis_tests {
+    use oci_spec::runtime::LinuxDeviceType;
+
+    #[test]
+    fn test_default_allow_devices_has_no_console() {
+        let console = super::default_allow_devices().into_iter().find(|d| {
+            d.typ() == Some(LinuxDeviceType::C) && d.major() == Some(5) && d.minor() == Some(1)
+        });
+        assert_eq!(console, None);
+    }
+}

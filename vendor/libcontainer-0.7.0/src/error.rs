@@ -202,6 +202,18 @@ mod tests {
             msg
         );
     }
+    // polis patch (vendor/patches/025): the console-socket errors name the settings at odds
+    #[test]
+    fn test_console_socket_errors_name_the_settings() {
+        use super::ErrInvalidSpec;
+        let required = ErrInvalidSpec::ConsoleSocketRequired.to_string();
+        assert!(required.contains("process.terminal") && required.contains("--console-socket"));
+        assert!(!required.contains("youki"));
+        let invalid = ErrInvalidSpec::InvalidConsoleSocket.to_string();
+        assert!(invalid.contains("process.terminal") && invalid.contains("--console-socket"));
+        assert!(!invalid.contains("youki"));
+    }
+
     #[test]
     fn test_libcontainer_error_msg() {
         use crate::container::ContainerStatus::*;

@@ -243,6 +243,36 @@ mod test {
     // decide not to retry in the test. The most sensible way to test this is
     // ask cargo test to run these tests in serial.
 
+    // polis patch (vendor/patches/030): a failing hook is named by its place and path, with its
+    // exit status and what it wrote (upstream: "hook command exited with non-zero exit code")
+    #[test]
+    #[serial]
+    fn test_run_hook_failure_names_the_hook() -> Result<()> {
+        let default_container: Container = Default::default();
+        let hook = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                String::from("sh"),
+                String::from("-c"),
+                String::from("cat > /dev/null; echo to-out; echo to-err >&2; exit 3"),
+            ])
+            .build()?;
+        let hooks = Some(vec![hook]);
+        let err = run_hooks(
+            hooks.as_ref(),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        )
+        .expect_err("the hook fails");
+        let msg = err.to_string();
+        assert!(msg.contains("#0 (/bin/sh)"), "{msg}");
+        assert!(msg.contains("status 3"), "{msg}");
+        assert!(msg.contains("to-out") && msg.contains("to-err"), "{msg}");
+        Ok(())
+    }
+
     #[test]
     #[serial]
     fn test_run_hook() -> Result<()> {

@@ -577,6 +577,29 @@ mod tests {
 
     // the following test is marked as serial because
     // we are doing unshare of user ns and fork, so better to run in serial,
+    // polis patch (vendor/patches/034): without cgroupsPath the cgroupfs driver's cgroup is
+    // `<id>` where runc puts it: under the caller's own cgroup (v1; the path most of its
+    // hierarchies share) or under its parent (v2)
+    #[test]
+    fn test_runc_default_cgroup_path() {
+        let path = runc_default_cgroup_path("polis-test-id");
+        assert_eq!(path.file_name(), Some("polis-test-id".as_ref()));
+        let base = path.parent().unwrap();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        let candidates: Vec<PathBuf> = own
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':').skip(1);
+                let (controllers, p) = (f.next()?, f.next()?);
+                (unified == controllers.is_empty()).then(|| PathBuf::from(p))
+            })
+            .map(|p| if unified { p.parent().map(Path::to_path_buf).unwrap_or(p) } else { p })
+            .collect();
+        assert!(candidates.iter().any(|c| c == base), "{path:?} not under {candidates:?}");
+    }
+
     #[test]
     #[serial]
     fn test_userns_spec_validation() -> Result<(), test_utils::TestError> {

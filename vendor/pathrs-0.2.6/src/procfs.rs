@@ -1157,6 +1157,23 @@ mod tests {
 
     use pretty_assertions::assert_eq;
 
+    // polis patch (vendor/patches/005): once the cached handle has been verified in full, its
+    // unique mount id is kept, and later handles are the same fd, checked against that id.
+    #[test]
+    fn cached_handle_reused_by_unique_mount_id() {
+        let first = ProcfsHandle::new().expect("procfs handle");
+        let second = ProcfsHandle::new().expect("procfs handle");
+        assert_eq!(first.as_fd().as_raw_fd(), second.as_fd().as_raw_fd());
+        match CachedProcfs::unique_root_mnt_id(second.as_fd()) {
+            Some(id) => {
+                let info = CACHED_PROCFS_INFO.get().expect("verified handle recorded");
+                assert_eq!(info.mnt_id, id);
+                assert_eq!(second.mnt_id, Some(id));
+            }
+            None => eprintln!("no STATX_MNT_ID_UNIQUE (Linux < 6.8): every handle verified in full"),
+        }
+    }
+
     #[test]
     fn bad_root() {
         let file = File::open("/").expect("open root");

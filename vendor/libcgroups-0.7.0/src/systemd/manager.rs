@@ -687,6 +687,20 @@ mod tests {
         Ok(())
     }
 
+    // polis patch (vendor/patches/023): the default path `/<id>` is runc's default unit
+    #[test]
+    fn get_cgroups_path_default_is_runc_unit() -> Result<()> {
+        let mut cgroups_path = Path::new("/foo").try_into().context("construct path")?;
+        ensure_parent_unit(&mut cgroups_path, true);
+
+        assert_eq!(
+            Manager::construct_cgroups_path(&cgroups_path, &TestSystemdClient {})?.0,
+            PathBuf::from("/system.slice/runc-foo.scope"),
+        );
+
+        Ok(())
+    }
+
     #[test]
     fn get_cgroups_path_works_without_parent() -> Result<()> {
         let mut cgroups_path = Path::new(":docker:foo")

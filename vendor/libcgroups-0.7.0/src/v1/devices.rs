@@ -147,6 +147,36 @@ mod tests {
     use super::*;
     use crate::test::set_fixture;
 
+    // polis patch (vendor/patches/032): a spec without device rules still denies every device
+    // but the default ones (upstream left the kernel's allow-all). Against a real cgroup under
+    // the host's v1 devices hierarchy (as root); anywhere else it says so and returns.
+    #[test]
+    fn test_apply_without_rules_denies_by_default() {
+        use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
+        let root = std::path::Path::new("/sys/fs/cgroup/devices");
+        if !statfs(root).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC)
+            || !nix::unistd::geteuid().is_root()
+        {
+            eprintln!("skipped: needs root and a cgroup v1 devices hierarchy at {root:?}");
+            return;
+        }
+        let dir = root.join(format!("polis-vendor-test-devices-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("make cgroup");
+        let resources = oci_spec::runtime::LinuxResources::default();
+        let opt = ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        let applied = Devices::apply(&opt, &dir);
+        let list = read_to_string(dir.join("devices.list")).expect("read devices.list");
+        let _ = std::fs::remove_dir(&dir);
+        applied.expect("apply");
+        assert!(!list.lines().any(|l| l.starts_with("a ")), "{list}");
+        assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+    }
+
     #[test]
     fn test_set_default_devices() {
         let tmp = tempfile::tempdir().unwrap();

@@ -397,3 +397,106 @@ fn remove_cgroup_tree(path: &Path) -> Result<(), V1ManagerError> {
     common::delete_with_retry(path, 4, Duration::from_millis(100))?;
     Ok(())
 }
+
+// polis patch: tests against the host's cgroup v1 hierarchies (as root on a v1 or hybrid host,
+// as on the machines polis is tested on); anywhere else they say so and return.
+#[cfg(test)]
+mod polis_tests {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command};
+
+    use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
+    use nix::unistd::Pid;
+
+    use super::*;
+
+    fn v1_host() -> bool {
+        let v1 = statfs("/sys/fs/cgroup/pids").is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC);
+        if !v1 || !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root and a cgroup v1 pids hierarchy at /sys/fs/cgroup/pids");
+        }
+        v1 && nix::unistd::geteuid().is_root()
+    }
+
+    struct Sleeper(Child);
+
+    impl Sleeper {
+        fn new() -> Self {
+            Self(Command::new("sleep").arg("60").spawn().expect("spawn sleep"))
+        }
+
+        fn pid(&self) -> Pid {
+            Pid::from_raw(self.0.id() as i32)
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn test_cgroup(what: &str) -> PathBuf {
+        PathBuf::from(format!("/polis-vendor-test-{what}-{}", std::process::id()))
+    }
+
+    // polis patch (vendor/patches/002): a sub-cgroup's processes are killed and the sub-cgroup
+    // removed with its parent (upstream: the parent's rmdir failed, and `remove` with it).
+    #[test]
+    fn test_remove_kills_and_removes_sub_cgroups() {
+        if !v1_host() {
+            return;
+        }
+        let cgroup = test_cgroup("remove");
+        let manager = Manager::new(&cgroup).expect("manager");
+        let child = Sleeper::new();
+        manager.add_task(child.pid()).expect("add task");
+        let pids = Path::new("/sys/fs/cgroup/pids").join(cgroup.strip_prefix("/").unwrap());
+        let sub = pids.join("sub");
+        fs::create_dir(&sub).expect("make sub-cgroup");
+        fs::write(sub.join(CGROUP_PROCS), child.pid().to_string()).expect("move to sub-cgroup");
+
+        let removed = manager.remove();
+        let gone = !pids.exists();
+        drop(child);
+        if !gone {
+            let _ = fs::remove_dir(&sub);
+            let _ = manager.remove();
+        }
+        removed.expect("remove a cgroup with a sub-cgroup");
+        assert!(gone, "{} still exists", pids.display());
+    }
+
+    // polis patch (vendor/patches/003): the container's processes join its cgroup in the
+    // hierarchies without controllers too (name=systemd here), as with runc; upstream left
+    // them in the root.
+    #[test]
+    fn test_add_task_joins_named_hierarchy() {
+        if !v1_host() {
+            return;
+        }
+        let own = fs::read_to_string("/proc/self/cgroup").expect("own cgroups");
+        let named = own.lines().filter_map(|l| l.split(':').nth(1)).find(|c| c.starts_with("name="));
+        let Some(name) = named.map(str::to_owned) else {
+            eprintln!("skipped: no named cgroup v1 hierarchy on this host");
+            return;
+        };
+        let cgroup = test_cgroup("named");
+        let manager = Manager::new(&cgroup).expect("manager");
+        let child = Sleeper::new();
+        manager.add_task(child.pid()).expect("add task");
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", child.pid())).expect("cgroup");
+        drop(child);
+        manager.remove().expect("remove");
+
+        let line = own
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(name.as_str()))
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(&format!(":{}", cgroup.display())),
+            "{name} of the task: {line:?}"
+        );
+    }
+}

@@ -419,4 +419,12 @@ mod test {
 
         assert_eq!(actual, expected);
     }
+
+    // polis patch (vendor/patches/035): no overflow above weight 16; runc gives 4950 for 500
+    #[test]
+    fn test_convert_cfq_io_weight_to_bfq_no_overflow() {
+        assert_eq!(u64::from(Io::convert_cfq_io_weight_to_bfq(10)), 1);
+        assert_eq!(u64::from(Io::convert_cfq_io_weight_to_bfq(500)), 4950);
+        assert_eq!(u64::from(Io::convert_cfq_io_weight_to_bfq(1000)), 10000);
+    }
 }

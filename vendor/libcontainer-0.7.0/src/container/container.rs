@@ -257,6 +257,18 @@ mod tests {
 
     use super::*;
 
+    // polis patch (vendor/patches/021): a created container can be exec'd into, as with runc
+    #[test]
+    fn test_can_exec_created() {
+        let mut container = Container::default();
+        container.set_status(ContainerStatus::Created);
+        assert!(container.can_exec());
+        container.set_status(ContainerStatus::Running);
+        assert!(container.can_exec());
+        container.set_status(ContainerStatus::Stopped);
+        assert!(!container.can_exec());
+    }
+
     #[test]
     fn test_get_set_pid() {
         let mut container = Container::default();

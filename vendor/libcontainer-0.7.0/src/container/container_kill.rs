@@ -159,3 +159,19 @@ fn cgroup_gone(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+// polis patch (vendor/patches/039): a cgroup manager's "not found" is the cgroup being gone
+#[cfg(test)]
+mod polis_tests {
+    use libcgroups::common::WrappedIoError;
+
+    #[test]
+    fn test_cgroup_gone() {
+        let error = |kind: std::io::ErrorKind| WrappedIoError::Open {
+            err: std::io::Error::from(kind),
+            path: "/sys/fs/cgroup/system.slice/gone.scope/cgroup.procs".into(),
+        };
+        assert!(super::cgroup_gone(&error(std::io::ErrorKind::NotFound)));
+        assert!(!super::cgroup_gone(&error(std::io::ErrorKind::PermissionDenied)));
+    }
+}

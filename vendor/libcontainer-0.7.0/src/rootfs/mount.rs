@@ -1145,6 +1145,102 @@ mod tests {
         }
     }
 
+    // polis patch (vendor/patches/001): on a cgroup v1 host every subsystem is mounted with the
+    // cgroup mount's flags (read-only here) and the tmpfs is made read-only once populated;
+    // upstream bound the subsystems read-write, so a container could rewrite its own limits.
+    // Needs cgroup v1 hierarchies on the host; anywhere else it says so and returns.
+    #[test]
+    #[cfg(feature = "v1")]
+    fn test_mount_cgroup_v1_subsystems_read_only() -> Result<()> {
+        let host_mounts = libcgroups::v1::util::list_subsystem_mount_points().unwrap_or_default();
+        if !host_mounts.iter().any(|p| p.starts_with(DEFAULT_CGROUP_ROOT)) {
+            eprintln!("skipped: no cgroup v1 hierarchy under {DEFAULT_CGROUP_ROOT}");
+            return Ok(());
+        }
+        let tmp = tempfile::tempdir()?;
+        let cgroup_mount = SpecMountBuilder::default()
+            .destination(PathBuf::from("/sys/fs/cgroup"))
+            .source("cgroup")
+            .typ("cgroup")
+            .options(
+                ["nosuid", "noexec", "nodev", "relatime", "ro"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+            .build()?;
+        let options = MountOptions {
+            root: tmp.path(),
+            label: None,
+            cgroup_ns: false,
+        };
+        let mounter = Mount::new();
+        mounter.mount_cgroup_v1(&cgroup_mount, &options)?;
+
+        let s = helper_syscall(&mounter);
+        let subsystems = s.get_open_tree_args().len();
+        assert!(subsystems > 0, "no subsystem was mounted");
+        let setattr = s.get_mount_setattr_args();
+        let read_only = setattr
+            .iter()
+            .filter(|a| a.attr_set & linux::MOUNT_ATTR_RDONLY != 0)
+            .count();
+        // each subsystem, then the tmpfs holding them
+        assert_eq!(read_only, subsystems + 1, "{setattr:?}");
+        Ok(())
+    }
+
+    // polis patch (vendor/patches/013): a mount's propagation option is applied to the new
+    // mount (recursively for the `r` forms); upstream parsed it and dropped it.
+    #[test]
+    fn test_mount_propagation_option_applied() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let m = Mount::new();
+        let mount = &SpecMountBuilder::default()
+            .destination(PathBuf::from("/data"))
+            .typ("tmpfs")
+            .source(PathBuf::from("tmpfs"))
+            .options(["nosuid", "rslave"].map(String::from).to_vec())
+            .build()?;
+        let config = parse_mount(mount)?;
+        m.mount_into_container(mount, tmp_dir.path(), &config, None)?;
+
+        let setattr = helper_syscall(&m).get_mount_setattr_args();
+        let change = setattr
+            .iter()
+            .find(|a| a.propagation != 0)
+            .expect("a propagation change");
+        assert_eq!(change.propagation, MsFlags::MS_SLAVE.bits() as u64);
+        assert_ne!(change.flags & linux::AT_RECURSIVE, 0);
+        Ok(())
+    }
+
+    // polis patch (vendor/patches/015): `nosymfollow` is the mount attribute, as runc's
+    // MS_NOSYMFOLLOW (upstream passed it to fsconfig: EINVAL)
+    #[test]
+    fn test_nosymfollow_is_a_mount_attribute() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let m = Mount::new();
+        let mount = &SpecMountBuilder::default()
+            .destination(PathBuf::from("/data"))
+            .typ("tmpfs")
+            .source(PathBuf::from("tmpfs"))
+            .options(["nosymfollow"].map(String::from).to_vec())
+            .build()?;
+        let config = parse_mount(mount)?;
+        m.mount_into_container(mount, tmp_dir.path(), &config, None)?;
+
+        let s = helper_syscall(&m);
+        assert_eq!(s.get_fsconfig_args(), vec![fsc_str("source", "tmpfs"), fsc_create()]);
+        let setattr = s.get_mount_setattr_args();
+        assert!(
+            setattr
+                .iter()
+                .any(|a| a.attr_set & linux::MOUNT_ATTR_NOSYMFOLLOW != 0),
+            "{setattr:?}"
+        );
+        Ok(())
+    }
+
     #[test]
     fn test_mount_into_container() -> Result<()> {
         let tmp_dir = tempfile::tempdir()?;

@@ -155,3 +155,40 @@ impl RootFS {
         Ok(())
     }
 }
+
+// polis patch (vendor/patches/012): the `r` forms of rootfsPropagation are taken as runc takes
+// them (upstream refused them or ignored them).
+#[cfg(test)]
+mod polis_tests {
+    use nix::mount::MsFlags;
+    use oci_spec::runtime::LinuxBuilder;
+
+    use super::*;
+    use crate::syscall::test::TestHelperSyscall;
+
+    #[test]
+    fn test_adjust_root_mount_propagation_r_forms() {
+        for (propagation, flags) in [
+            ("rshared", MsFlags::MS_SHARED),
+            ("runbindable", MsFlags::MS_UNBINDABLE),
+        ] {
+            let rootfs = RootFS::new();
+            let linux = LinuxBuilder::default()
+                .rootfs_propagation(propagation)
+                .build()
+                .unwrap();
+            rootfs
+                .adjust_root_mount_propagation(&linux)
+                .expect(propagation);
+            let mounts = rootfs
+                .syscall
+                .as_any()
+                .downcast_ref::<TestHelperSyscall>()
+                .unwrap()
+                .get_mount_args();
+            assert_eq!(mounts.len(), 1, "{propagation}");
+            assert_eq!(mounts[0].flags, flags, "{propagation}");
+            assert_eq!(mounts[0].target, Path::new("/"));
+        }
+    }
+}

@@ -255,6 +255,55 @@ mod tests {
         assert_eq!(SFlag::S_IFIFO, to_sflag(LinuxDeviceType::P));
     }
 
+    // polis patch (vendor/patches/014): `tmpcopyup` is done by the mount itself and never
+    // reaches the kernel as a tmpfs option (which refused it: EINVAL)
+    #[test]
+    fn test_parse_mount_tmpcopyup_is_not_data() -> Result<()> {
+        let config = parse_mount(
+            &MountBuilder::default()
+                .destination(PathBuf::from("/run"))
+                .typ("tmpfs")
+                .source(PathBuf::from("tmpfs"))
+                .options(vec!["tmpcopyup".to_string(), "mode=755".to_string()])
+                .build()?,
+        )?;
+        assert_eq!(config.data, vec!["mode=755".to_string()]);
+        Ok(())
+    }
+
+    // polis patch (vendor/patches/015): superblock flags the new mount API has no parameter
+    // for are accepted, and `nosymfollow`/`symfollow` are a mount attribute
+    #[test]
+    fn test_parse_mount_iversion_silent_nosymfollow() -> Result<()> {
+        let nosymfollow = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+        let config = parse_mount(
+            &MountBuilder::default()
+                .destination(PathBuf::from("/data"))
+                .typ("tmpfs")
+                .source(PathBuf::from("tmpfs"))
+                .options(
+                    ["iversion", "noiversion", "silent", "loud", "nosymfollow"]
+                        .map(String::from)
+                        .to_vec(),
+                )
+                .build()?,
+        )?;
+        assert!(config.data.is_empty(), "{:?}", config.data);
+        assert!(config.flags.contains(nosymfollow));
+
+        let config = parse_mount(
+            &MountBuilder::default()
+                .destination(PathBuf::from("/data"))
+                .typ("tmpfs")
+                .source(PathBuf::from("tmpfs"))
+                .options(["nosymfollow", "symfollow"].map(String::from).to_vec())
+                .build()?,
+        )?;
+        assert!(config.data.is_empty(), "{:?}", config.data);
+        assert!(!config.flags.contains(nosymfollow));
+        Ok(())
+    }
+
     #[test]
     fn test_parse_mount() -> Result<()> {
         let mount_option_config = parse_mount(

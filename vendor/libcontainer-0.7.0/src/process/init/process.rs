@@ -1476,6 +1476,17 @@ mod tests {
         assert_eq!(envs.get("HOME"), Some(&expected));
     }
 
+    // polis patch (vendor/patches/024): a user the system does not know gets HOME=/, as runc
+    #[test]
+    fn test_set_home_env_if_not_exists_unknown_user() {
+        let mut envs = HashMap::new();
+        let unknown = Uid::from_raw(3_999_999_917);
+        assert!(NixUser::from_uid(unknown).ok().flatten().is_none());
+
+        set_home_env_if_not_exists(&mut envs, unknown);
+        assert_eq!(envs.get("HOME"), Some(&"/".to_string()));
+    }
+
     #[test]
     fn test_set_home_env_if_not_exists_not_set() {
         let mut envs = HashMap::new();
