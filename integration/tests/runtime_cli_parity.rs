@@ -531,6 +531,25 @@ const SCENARIOS: &[Scenario] = &[
         ],
     ),
     sc(
+        "create in a cgroup someone froze is refused (v1 freezer)",
+        SLEEP,
+        &[
+            (
+                &[
+                    "@sh",
+                    "f=/sys/fs/cgroup/freezer{cg}; mkdir -p $f && echo FROZEN > $f/freezer.state; \
+                     timeout 10 {rt} run -d --bundle {bundle} {id} < /dev/null; echo rc=$?; \
+                     echo THAWED > $f/freezer.state; {rt} state {id} > /dev/null 2>&1; echo state=$?",
+                ],
+                Cmp::Out,
+            ),
+            (
+                &["@sh", "for d in /sys/fs/cgroup/*{cg}; do rmdir $d 2>/dev/null; done; true"],
+                Cmp::Code,
+            ),
+        ],
+    ),
+    sc(
         "exec --pid-file relative to the caller's cwd, also with --cwd",
         SLEEP,
         &[

@@ -1,6 +1,6 @@
 //! `create`: set up a container and leave its init waiting for `start`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
@@ -26,6 +26,9 @@ pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Con
     let dir = super::container_dir(g, id)?;
     if dir.exists() {
         bail!("container {id:?} already exists");
+    }
+    if !g.systemd_cgroup {
+        refuse_frozen_cgroup(&opts.bundle, id)?;
     }
     let executor = if opts.no_new_keyring {
         crate::keyring::KeyringExecutor::without_keyring()
@@ -102,6 +105,44 @@ pub fn check_bundle(bundle: &Path) -> Result<Spec> {
 }
 
 /// Whether /sys/fs/cgroup is a cgroup2 mount (a unified host).
+/// A container is not created in a cgroup someone froze, as runc refuses it: its init would
+/// stop at its first instruction and `create` wait for it forever. (The cgroup need not be
+/// ours: cgroupsPath may name an existing one.)
+fn refuse_frozen_cgroup(bundle: &Path, id: &str) -> Result<()> {
+    let Ok(spec) = Spec::load(bundle.join("config.json")) else {
+        return Ok(());
+    };
+    let path = match spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
+        Some(p) => p,
+        None => libcontainer::utils::runc_default_cgroup_path(id),
+    };
+    let rel = path.strip_prefix("/").unwrap_or(&path);
+    let (file, frozen): (PathBuf, &[&str]) = if cgroup2_host() {
+        (
+            Path::new("/sys/fs/cgroup").join(rel).join("cgroup.freeze"),
+            &["1"],
+        )
+    } else {
+        match libcgroups::v1::util::get_subsystem_mount_point(
+            &libcgroups::v1::ControllerType::Freezer,
+        ) {
+            Ok(mount) => (
+                mount.join(rel).join("freezer.state"),
+                &["FROZEN", "FREEZING"],
+            ),
+            Err(_) => return Ok(()),
+        }
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(state) if frozen.contains(&state.trim()) => bail!(
+            "container {id:?}: its cgroup is unexpectedly frozen ({} is {})",
+            file.display(),
+            state.trim()
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn cgroup2_host() -> bool {
     nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
