@@ -595,9 +595,18 @@ mod tests {
                 let (controllers, p) = (f.next()?, f.next()?);
                 (unified == controllers.is_empty()).then(|| PathBuf::from(p))
             })
-            .map(|p| if unified { p.parent().map(Path::to_path_buf).unwrap_or(p) } else { p })
+            .map(|p| {
+                if unified {
+                    p.parent().map(Path::to_path_buf).unwrap_or(p)
+                } else {
+                    p
+                }
+            })
             .collect();
-        assert!(candidates.iter().any(|c| c == base), "{path:?} not under {candidates:?}");
+        assert!(
+            candidates.iter().any(|c| c == base),
+            "{path:?} not under {candidates:?}"
+        );
     }
 
     #[test]

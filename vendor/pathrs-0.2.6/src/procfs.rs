@@ -1170,7 +1170,9 @@ mod tests {
                 assert_eq!(info.mnt_id, id);
                 assert_eq!(second.mnt_id, Some(id));
             }
-            None => eprintln!("no STATX_MNT_ID_UNIQUE (Linux < 6.8): every handle verified in full"),
+            None => {
+                eprintln!("no STATX_MNT_ID_UNIQUE (Linux < 6.8): every handle verified in full")
+            }
         }
     }
 

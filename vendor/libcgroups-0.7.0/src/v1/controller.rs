@@ -42,10 +42,19 @@ mod polis_tests {
         set_fixture(tmp.path(), CGROUP_PROCS, "").unwrap();
 
         Pids::add_task(Pid::from_raw(0), tmp.path()).expect("add task 0");
-        assert_eq!(std::fs::read_to_string(tmp.path().join("tasks")).unwrap(), "0");
-        assert_eq!(std::fs::read_to_string(tmp.path().join(CGROUP_PROCS)).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("tasks")).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(CGROUP_PROCS)).unwrap(),
+            ""
+        );
 
         Pids::add_task(Pid::from_raw(4242), tmp.path()).expect("add task 4242");
-        assert_eq!(std::fs::read_to_string(tmp.path().join(CGROUP_PROCS)).unwrap(), "4242");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(CGROUP_PROCS)).unwrap(),
+            "4242"
+        );
     }
 }

@@ -152,7 +152,7 @@ mod tests {
     // the host's v1 devices hierarchy (as root); anywhere else it says so and returns.
     #[test]
     fn test_apply_without_rules_denies_by_default() {
-        use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
+        use nix::sys::statfs::{CGROUP_SUPER_MAGIC, statfs};
         let root = std::path::Path::new("/sys/fs/cgroup/devices");
         if !statfs(root).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC)
             || !nix::unistd::geteuid().is_root()

@@ -405,13 +405,14 @@ mod polis_tests {
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command};
 
-    use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
+    use nix::sys::statfs::{CGROUP_SUPER_MAGIC, statfs};
     use nix::unistd::Pid;
 
     use super::*;
 
     fn v1_host() -> bool {
-        let v1 = statfs("/sys/fs/cgroup/pids").is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC);
+        let v1 =
+            statfs("/sys/fs/cgroup/pids").is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC);
         if !v1 || !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: needs root and a cgroup v1 pids hierarchy at /sys/fs/cgroup/pids");
         }
@@ -422,7 +423,12 @@ mod polis_tests {
 
     impl Sleeper {
         fn new() -> Self {
-            Self(Command::new("sleep").arg("60").spawn().expect("spawn sleep"))
+            Self(
+                Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .expect("spawn sleep"),
+            )
         }
 
         fn pid(&self) -> Pid {
@@ -477,7 +483,10 @@ mod polis_tests {
             return;
         }
         let own = fs::read_to_string("/proc/self/cgroup").expect("own cgroups");
-        let named = own.lines().filter_map(|l| l.split(':').nth(1)).find(|c| c.starts_with("name="));
+        let named = own
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .find(|c| c.starts_with("name="));
         let Some(name) = named.map(str::to_owned) else {
             eprintln!("skipped: no named cgroup v1 hierarchy on this host");
             return;

@@ -172,6 +172,8 @@ mod polis_tests {
             path: "/sys/fs/cgroup/system.slice/gone.scope/cgroup.procs".into(),
         };
         assert!(super::cgroup_gone(&error(std::io::ErrorKind::NotFound)));
-        assert!(!super::cgroup_gone(&error(std::io::ErrorKind::PermissionDenied)));
+        assert!(!super::cgroup_gone(&error(
+            std::io::ErrorKind::PermissionDenied
+        )));
     }
 }

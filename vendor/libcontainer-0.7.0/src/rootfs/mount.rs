@@ -1153,7 +1153,10 @@ mod tests {
     #[cfg(feature = "v1")]
     fn test_mount_cgroup_v1_subsystems_read_only() -> Result<()> {
         let host_mounts = libcgroups::v1::util::list_subsystem_mount_points().unwrap_or_default();
-        if !host_mounts.iter().any(|p| p.starts_with(DEFAULT_CGROUP_ROOT)) {
+        if !host_mounts
+            .iter()
+            .any(|p| p.starts_with(DEFAULT_CGROUP_ROOT))
+        {
             eprintln!("skipped: no cgroup v1 hierarchy under {DEFAULT_CGROUP_ROOT}");
             return Ok(());
         }
@@ -1230,7 +1233,10 @@ mod tests {
         m.mount_into_container(mount, tmp_dir.path(), &config, None)?;
 
         let s = helper_syscall(&m);
-        assert_eq!(s.get_fsconfig_args(), vec![fsc_str("source", "tmpfs"), fsc_create()]);
+        assert_eq!(
+            s.get_fsconfig_args(),
+            vec![fsc_str("source", "tmpfs"), fsc_create()]
+        );
         let setattr = s.get_mount_setattr_args();
         assert!(
             setattr

@@ -621,18 +621,23 @@ mod tests {
     fn reopen_directory_through_dot() -> Result<(), Error> {
         let dir = tempfile::tempdir()?;
         let fd: OwnedFd = File::open(dir.path())?.into();
-        let reopened = super::reopen_directory(fd.as_fd(), OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
-            .expect("an O_DIRECTORY reopen is done through \".\"")?;
-        let (a, b) = (File::from(fd.try_clone()?).metadata()?, File::from(reopened).metadata()?);
+        let reopened =
+            super::reopen_directory(fd.as_fd(), OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
+                .expect("an O_DIRECTORY reopen is done through \".\"")?;
+        let (a, b) = (
+            File::from(fd.try_clone()?).metadata()?,
+            File::from(reopened).metadata()?,
+        );
         assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
         assert!(super::reopen_directory(fd.as_fd(), OpenFlags::O_RDONLY).is_none());
 
         let file_path = dir.path().join("file");
         File::create(&file_path)?;
         let file: OwnedFd = File::open(&file_path)?.into();
-        let err = super::reopen_directory(file.as_fd(), OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
-            .expect("an O_DIRECTORY reopen is done through \".\"")
-            .expect_err("a file is not a directory");
+        let err =
+            super::reopen_directory(file.as_fd(), OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
+                .expect("an O_DIRECTORY reopen is done through \".\"")
+                .expect_err("a file is not a directory");
         assert_eq!(err.kind().errno(), Some(libc::ENOTDIR));
         Ok(())
     }
