@@ -61,8 +61,7 @@ pub fn require_tool(name: &str) -> PathBuf {
 /// Whether /sys/fs/cgroup is a pure cgroup v2 host (the guest of `make test-v2`), where the
 /// same tests read the unified files instead of v1's.
 pub fn cgroup2_host() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+    polis_sys::cgroup::cgroup2_host()
 }
 
 /// A unique, readable name for what one test creates: `polis-<tag>-<pid>-<n>`.

@@ -232,28 +232,8 @@ pub fn run_captured(cmd: &mut Command) -> Output {
 /// Receives one fd passed with SCM_RIGHTS (console sockets, seccomp listeners), with the bytes
 /// that came along.
 pub fn recv_fd(stream: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os::fd::OwnedFd) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let n = msg.bytes;
-    let mut fd = None;
-    for c in msg.cmsgs().expect("control messages") {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the fd was just received and is owned by nobody else.
-            fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    buf.truncate(n);
-    (buf, fd.expect("no fd received"))
+    use std::os::fd::AsFd;
+    polis_sys::fd::recv_fd(stream.as_fd()).expect("receive a descriptor")
 }
 
 pub fn stdout(o: &Output) -> String {

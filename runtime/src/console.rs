@@ -1,13 +1,11 @@
 //! The pty side of `run`/`exec` in the foreground with a terminal: we listen on a private console
 //! socket, receive the pty master from the container, and copy our stdio to and from it.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use anyhow::{Context, Result};
 use nix::sys::termios::{self, SetArg, Termios};
 
 pub struct ConsoleProxy {
@@ -48,7 +46,8 @@ impl ConsoleProxy {
             .listener
             .accept()
             .context("failed to accept the console connection")?;
-        let master = recv_fd(stream.as_raw_fd())?;
+        let (_, master) =
+            polis_sys::fd::recv_fd(stream.as_fd()).context("failed to receive the pty master")?;
         Console::new(master)
     }
 }
@@ -57,27 +56,6 @@ impl Drop for ConsoleProxy {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Receives one fd passed with SCM_RIGHTS, as the console-socket protocol does.
-pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .context("failed to receive the pty master")?;
-    for c in msg
-        .cmsgs()
-        .context("bad control message on console socket")?
-    {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us and nobody else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    bail!("console socket message carried no file descriptor")
 }
 
 /// The pty master plus our terminal in raw mode, restored on drop.

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -375,28 +375,16 @@ fn copy_in_thread(name: &str, mut from: File, mut to: File, eot_on_eof: bool) {
 }
 
 fn recv_fd(sock: i32) -> io::Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 4096];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    // SAFETY: `sock` is the accepted connection, open for the duration of this call.
+    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(sock) };
     // The socket was accepted from a non-blocking listener; wait for the message.
     for _ in 0..500 {
-        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Ok(msg) => {
-                for c in msg.cmsgs().map_err(io::Error::from)? {
-                    if let ControlMessageOwned::ScmRights(fds) = c {
-                        if let Some(fd) = fds.first() {
-                            // SAFETY: the kernel just installed this fd for us.
-                            return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-                        }
-                    }
-                }
-                return Err(io::Error::other("no file descriptor in console message"));
-            }
-            Err(nix::errno::Errno::EAGAIN) => {
+        match polis_sys::fd::recv_fd(sock) {
+            Ok((_, fd)) => return Ok(fd),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     Err(io::Error::other("timed out waiting for the pty master"))

@@ -18,26 +18,10 @@ pub enum OomError {
 
 /// The memory cgroup directory of `pid`, on v1 or unified v2.
 pub fn memory_cgroup_of(pid: u32) -> Result<(PathBuf, bool), OomError> {
-    let data = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|_| OomError::NoCgroup(pid))?;
-    memory_cgroup_from(&data, Path::new("/sys/fs/cgroup")).ok_or(OomError::NoCgroup(pid))
-}
-
-/// Parses `/proc/PID/cgroup`; returns the directory and whether it is v2.
-fn memory_cgroup_from(data: &str, root: &Path) -> Option<(PathBuf, bool)> {
-    let mut v2 = None;
-    for line in data.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let rel = path.trim_start_matches('/');
-        if controllers.split(',').any(|c| c == "memory") {
-            return Some((root.join("memory").join(rel), false));
-        }
-        if controllers.is_empty() {
-            v2 = Some((root.join(rel), true));
-        }
-    }
-    v2
+    polis_sys::cgroup::Cgroups::of_pid(pid)
+        .ok()
+        .and_then(|c| c.memory_dir())
+        .ok_or(OomError::NoCgroup(pid))
 }
 
 /// Calls `on_oom` for each OOM in the memory cgroup `dir` until the cgroup is removed, from
@@ -309,21 +293,6 @@ fn parse_oom_kills(data: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn v1_memory_line_wins_over_unified() {
-        let data = "12:memory:/polis/abc\n0::/polis/abc\n3:cpu,cpuacct:/polis/abc\n";
-        let (dir, v2) = memory_cgroup_from(data, Path::new("/sys/fs/cgroup")).unwrap();
-        assert_eq!(dir, Path::new("/sys/fs/cgroup/memory/polis/abc"));
-        assert!(!v2);
-    }
-
-    #[test]
-    fn unified_only_is_v2() {
-        let (dir, v2) = memory_cgroup_from("0::/k/pod1\n", Path::new("/sys/fs/cgroup")).unwrap();
-        assert_eq!(dir, Path::new("/sys/fs/cgroup/k/pod1"));
-        assert!(v2);
-    }
 
     #[test]
     fn oom_kill_counter_parsed() {

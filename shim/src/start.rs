@@ -129,20 +129,15 @@ pub fn read_options() -> Result<Option<Any>> {
 fn join_cgroup(pid: i32, cgroup: &str) -> Result<()> {
     let rel = cgroup.trim_start_matches('/');
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let unified = nix::sys::statfs::statfs(CGROUP_ROOT)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if unified {
+    if polis_sys::cgroup::cgroup2_host() {
         dirs.push(Path::new(CGROUP_ROOT).join(rel));
     } else {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            if post.split_whitespace().next() == Some("cgroup") {
-                if let Some(mnt) = pre.split_whitespace().nth(4) {
-                    dirs.push(Path::new(mnt).join(rel));
-                }
+        for (controller, mount) in polis_sys::cgroup::hierarchy_mounts(&mountinfo) {
+            // the unified hierarchy of a hybrid host holds no v1 controller; co-mounted
+            // controllers share a mount point, listed once
+            if !controller.is_empty() && !dirs.iter().any(|d| d.starts_with(&mount)) {
+                dirs.push(mount.join(rel));
             }
         }
         dirs.retain(|d| d.is_dir());

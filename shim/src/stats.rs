@@ -39,19 +39,10 @@ fn read_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StatsE
 const TICKS_PER_SECOND: u64 = 100;
 
 pub fn collect(pid: u32) -> Result<Any> {
-    let (paths, mounts) = cgroups_of(pid)?;
-    let (type_url, value) = match (paths.get("").zip(mounts.get("")), paths.len()) {
-        (Some((rel, mnt)), 1) => {
-            let m = metrics_v2(&mnt.join(rel.trim_start_matches('/')));
-            (V2_TYPE, m.write_to_bytes())
-        }
-        _ => {
-            let dir = |controller: &str| {
-                let rel = paths.get(controller)?;
-                Some(mounts.get(controller)?.join(rel.trim_start_matches('/')))
-            };
-            (V1_TYPE, metrics_v1(dir).write_to_bytes())
-        }
+    let cg = cgroups_of(pid)?;
+    let (type_url, value) = match (cg.dir(""), cg.paths.len()) {
+        (Some(dir), 1) => (V2_TYPE, metrics_v2(&dir).write_to_bytes()),
+        _ => (V1_TYPE, metrics_v1(|c: &str| cg.dir(c)).write_to_bytes()),
     };
     let mut any = Any::new();
     any.type_url = type_url.into();
@@ -63,23 +54,20 @@ pub fn collect(pid: u32) -> Result<Any> {
 /// as the runtime's `ps` reads them (pure v2: the unified hierarchy; v1: the devices
 /// hierarchy, as runc's manager, or pids), without running the runtime.
 pub fn cgroup_pids(pid: u32) -> Result<Vec<u32>> {
-    let (paths, mounts) = cgroups_of(pid)?;
-    let key = if paths.len() == 1 && paths.contains_key("") {
+    let cg = cgroups_of(pid)?;
+    let key = if cg.paths.len() == 1 && cg.paths.contains_key("") {
         ""
-    } else if paths.contains_key("devices") && mounts.contains_key("devices") {
+    } else if cg.dir("devices").is_some() {
         "devices"
     } else {
         "pids"
     };
-    let (rel, mnt) = paths
-        .get(key)
-        .zip(mounts.get(key))
-        .ok_or(StatsError::NoCgroup {
-            controller: key,
-            pid,
-        })?;
+    let dir = cg.dir(key).ok_or(StatsError::NoCgroup {
+        controller: key,
+        pid,
+    })?;
     let mut pids = Vec::new();
-    collect_procs(&mnt.join(rel.trim_start_matches('/')), &mut pids)?;
+    collect_procs(&dir, &mut pids)?;
     Ok(pids)
 }
 
@@ -96,70 +84,12 @@ fn collect_procs(dir: &Path, pids: &mut Vec<u32>) -> Result<()> {
     Ok(())
 }
 
-/// The cgroup paths of process `pid` by controller, and the mount point of each controller's
-/// hierarchy (`""` for cgroup2).
-type CgroupsOf = (HashMap<String, String>, HashMap<String, PathBuf>);
-
-fn cgroups_of(pid: u32) -> Result<CgroupsOf> {
-    let cgroups_file = format!("/proc/{pid}/cgroup");
-    let cgroups = std::fs::read_to_string(&cgroups_file).map_err(read_error(cgroups_file))?;
-    let mountinfo_file = "/proc/self/mountinfo";
-    let mountinfo = std::fs::read_to_string(mountinfo_file).map_err(read_error(mountinfo_file))?;
-    Ok((parse_proc_cgroup(&cgroups), cgroup_mounts(&mountinfo)))
-}
-
-/// Controller → cgroup path of the process (`""` for the unified hierarchy).
-fn parse_proc_cgroup(data: &str) -> HashMap<String, String> {
-    let mut paths = HashMap::new();
-    for line in data.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        for c in controllers.split(',') {
-            paths.insert(c.to_string(), path.to_string());
-        }
-    }
-    paths
-}
-
-/// Controller → mount point of its hierarchy (`""` for cgroup2), from mountinfo.
-fn cgroup_mounts(mountinfo: &str) -> HashMap<String, PathBuf> {
-    let mut mounts = HashMap::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split_whitespace();
-        let (Some(fs), Some(_), Some(opts)) = (post.next(), post.next(), post.next()) else {
-            continue;
-        };
-        // The mountinfo root field: only a hierarchy mounted from its root maps paths 1:1.
-        let mut pre = pre.split_whitespace();
-        let (Some(root), Some(mnt)) = (pre.nth(3), pre.next()) else {
-            continue;
-        };
-        if root != "/" {
-            continue;
-        }
-        match fs {
-            "cgroup2" => {
-                mounts
-                    .entry(String::new())
-                    .or_insert_with(|| PathBuf::from(mnt));
-            }
-            "cgroup" => {
-                for o in opts.split(',') {
-                    mounts
-                        .entry(o.to_string())
-                        .or_insert_with(|| PathBuf::from(mnt));
-                }
-            }
-            _ => {}
-        }
-    }
-    mounts
+/// The cgroups of process `pid` and the hierarchies' mount points.
+fn cgroups_of(pid: u32) -> Result<polis_sys::cgroup::Cgroups> {
+    polis_sys::cgroup::Cgroups::of_pid(pid).map_err(|source| StatsError::Read {
+        path: format!("/proc/{pid}/cgroup").into(),
+        source,
+    })
 }
 
 fn read(dir: &Path, file: &str) -> Option<String> {
@@ -444,23 +374,6 @@ mod tests {
         for (f, c) in files {
             std::fs::write(dir.join(f), c).unwrap();
         }
-    }
-
-    #[test]
-    fn proc_cgroup_and_mountinfo_locate_each_controller() {
-        let paths = parse_proc_cgroup("12:pids:/ns/c\n4:cpu,cpuacct:/ns/c\n0::/user.slice\n");
-        assert_eq!(paths["cpuacct"], "/ns/c");
-        assert_eq!(paths[""], "/user.slice");
-        let mi = "30 25 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n\
-                  33 25 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
-                  40 25 0:29 /ns /elsewhere rw - cgroup cgroup rw,pids\n";
-        let m = cgroup_mounts(mi);
-        assert_eq!(m["cpuacct"], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
-        assert_eq!(m[""], PathBuf::from("/sys/fs/cgroup/unified"));
-        assert!(
-            !m.contains_key("pids"),
-            "a bind of a subtree is not the hierarchy"
-        );
     }
 
     #[test]

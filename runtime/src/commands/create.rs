@@ -94,7 +94,7 @@ pub fn check_bundle(bundle: &Path) -> Result<Spec> {
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.unified().as_ref())
         .is_some_and(|u| !u.is_empty());
-    if unified && !cgroup2_host() {
+    if unified && !polis_sys::cgroup::cgroup2_host() {
         // runc's v1 manager refuses them too: they would be silently dropped otherwise
         bail!(
             "invalid configuration: {}: linux.resources.unified needs a cgroup v2 host (this one is v1 or hybrid)",
@@ -117,7 +117,7 @@ fn refuse_frozen_cgroup(bundle: &Path, id: &str) -> Result<()> {
         None => libcontainer::utils::runc_default_cgroup_path(id),
     };
     let rel = path.strip_prefix("/").unwrap_or(&path);
-    let (file, frozen): (PathBuf, &[&str]) = if cgroup2_host() {
+    let (file, frozen): (PathBuf, &[&str]) = if polis_sys::cgroup::cgroup2_host() {
         (
             Path::new("/sys/fs/cgroup").join(rel).join("cgroup.freeze"),
             &["1"],
@@ -141,11 +141,6 @@ fn refuse_frozen_cgroup(bundle: &Path, id: &str) -> Result<()> {
         ),
         _ => Ok(()),
     }
-}
-
-fn cgroup2_host() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 fn remove_leftovers(dir: &Path) {
