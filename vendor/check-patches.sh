@@ -41,6 +41,10 @@ libcontainer-0.7.0/LICENSE cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003
 libcgroups-0.7.0/LICENSE cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30
 "
 
+for tool in patch curl sha256sum tar; do
+  command -v "$tool" >/dev/null || { echo "check-patches.sh: needs $tool (apt-get install $tool)" >&2; exit 1; }
+done
+
 if [ -n "$KEEP" ]; then
   mkdir -p "$KEEP"
   WORK=$(cd "$KEEP" && pwd)
