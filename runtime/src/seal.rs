@@ -16,14 +16,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+    MountAttrFlags,
+};
 
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
-const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
@@ -67,86 +64,41 @@ fn overlay_view(exe: &Path) -> Result<OwnedFd> {
     if dir_str.contains(&b':') || dir_str.contains(&b',') {
         bail!("{} cannot be an overlay lowerdir", dir.display());
     }
-    // SAFETY: raw syscalls with valid C strings; every returned fd is wrapped in OwnedFd at once.
-    unsafe {
-        let fs = check_fd(
-            libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC),
-            "fsopen(overlay)",
-        )?;
-        // overlayfs wants two lower layers when there is no upper one, and they must not
-        // overlap: the second is an empty detached tmpfs, as private as the overlay itself.
-        let empty = empty_tmpfs()?;
-        let mut layers = dir.as_os_str().to_owned();
-        layers.push(format!(":/proc/self/fd/{}", empty.as_raw_fd()));
-        let lower = cstr(&layers)?;
-        check(
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                c"lowerdir".as_ptr(),
-                lower.as_ptr(),
-                0,
-            ),
-            "fsconfig(lowerdir)",
-        )?;
-        create(&fs)?;
-        let mnt = check_fd(
-            libc::syscall(
-                libc::SYS_fsmount,
-                fs.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            ),
-            "fsmount",
-        )?;
-        let name = cstr(name)?;
-        let fd = libc::openat(
-            mnt.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        let file = check_fd(fd as libc::c_long, "open binary in overlay view")?;
-        if !is_protected(file.as_raw_fd()) {
-            bail!("overlay view of {} is not read-only", exe.display());
-        }
-        Ok(file)
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen(overlay) failed")?;
+    // overlayfs wants two lower layers when there is no upper one, and they must not
+    // overlap: the second is an empty detached tmpfs, as private as the overlay itself.
+    let empty = empty_tmpfs()?;
+    let mut layers = dir.as_os_str().to_owned();
+    layers.push(format!(":/proc/self/fd/{}", empty.as_raw_fd()));
+    fsconfig_set_string(&fs, "lowerdir", layers.as_os_str())
+        .context("fsconfig(lowerdir) failed")?;
+    fsconfig_create(&fs).context("fsconfig(create) failed")?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, read_only())
+        .context("fsmount(overlay) failed")?;
+    let file = rustix::fs::openat(
+        &mnt,
+        name,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context("failed to open the binary in the overlay view")?;
+    if !is_protected(file.as_raw_fd()) {
+        bail!("overlay view of {} is not read-only", exe.display());
     }
+    Ok(file)
 }
 
 fn empty_tmpfs() -> Result<OwnedFd> {
-    // SAFETY: raw syscalls with valid C strings; returned fds are owned at once.
-    unsafe {
-        let fs = check_fd(
-            libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC),
-            "fsopen(tmpfs)",
-        )?;
-        create(&fs)?;
-        check_fd(
-            libc::syscall(
-                libc::SYS_fsmount,
-                fs.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            ),
-            "fsmount(tmpfs)",
-        )
-    }
+    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen(tmpfs) failed")?;
+    fsconfig_create(&fs).context("fsconfig(create) of tmpfs failed")?;
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, read_only()).context("fsmount(tmpfs) failed")
 }
 
-/// FSCONFIG_CMD_CREATE on a filesystem context.
-unsafe fn create(fs: &OwnedFd) -> Result<()> {
-    check(
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        ),
-        "fsconfig(create)",
-    )
+/// The detached mounts are read-only, and neither setuid nor device files work through them.
+fn read_only() -> MountAttrFlags {
+    MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
 }
 
 fn memfd_copy(exe: &File) -> Result<OwnedFd> {

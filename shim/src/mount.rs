@@ -6,8 +6,6 @@
 //! forked helper to shorten the paths; we instead build such an overlay with the new mount API
 //! (fsopen/fsconfig), one `lowerdir+` per layer (Linux 6.8), where no option string is long.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -93,18 +91,6 @@ fn page_size() -> usize {
     }
 }
 
-fn check(ret: libc::c_long) -> nix::Result<libc::c_long> {
-    if ret < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn cstr(s: &str) -> nix::Result<CString> {
-    CString::new(s).map_err(|_| nix::Error::EINVAL)
-}
-
 /// One overlay option for fsconfig: `lowerdir` is split into `lowerdir+` per layer (a `\:`
 /// inside a path is an escaped colon, not a separator).
 fn overlay_parts(data: &str) -> Vec<(String, Option<String>)> {
@@ -136,77 +122,41 @@ fn overlay_parts(data: &str) -> Vec<(String, Option<String>)> {
 
 /// The overlay of `data` built with fsopen/fsconfig/fsmount and moved onto `target`.
 fn mount_overlay_by_parts(data: &str, flags: MsFlags, target: &Path) -> nix::Result<()> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-    // SAFETY: fsopen with a NUL-terminated name; the fd it returns is ours.
-    let fs = unsafe {
-        OwnedFd::from_raw_fd(check(libc::syscall(
-            libc::SYS_fsopen,
-            c"overlay".as_ptr(),
-            FSOPEN_CLOEXEC,
-        ))? as i32)
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
     };
+    let errno = |e: rustix::io::Errno| nix::Error::from_raw(e.raw_os_error());
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(errno)?;
     for (key, value) in overlay_parts(data) {
-        let k = cstr(&key)?;
-        let v = value.as_deref().map(cstr).transpose()?;
-        let (cmd, vp) = match &v {
-            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-        };
-        // SAFETY: fsconfig on our fs context with NUL-terminated key and value.
-        check(unsafe {
-            libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vp, 0)
-        })?;
+        match value {
+            Some(v) => fsconfig_set_string(&fs, key.as_str(), v.as_str()),
+            None => fsconfig_set_flag(&fs, key.as_str()),
+        }
+        .map_err(errno)?;
     }
-    // SAFETY: fsconfig(CREATE) takes no key or value.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        )
-    })?;
-    let mut attrs: libc::c_uint = 0;
+    fsconfig_create(&fs).map_err(errno)?;
+    let mut attrs = MountAttrFlags::empty();
     for (f, a) in [
-        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
-        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
-        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
-        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
-        (MsFlags::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_RDONLY, MountAttrFlags::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MountAttrFlags::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MountAttrFlags::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MountAttrFlags::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NOATIME, MountAttrFlags::MOUNT_ATTR_NOATIME),
     ] {
         if flags.contains(f) {
-            attrs |= a as libc::c_uint;
+            attrs |= a;
         }
     }
-    // SAFETY: fsmount of our created context; the mount fd it returns is ours.
-    let mnt = unsafe {
-        OwnedFd::from_raw_fd(check(libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            attrs,
-        ))? as i32)
-    };
-    let t = CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| nix::Error::EINVAL)?;
-    // SAFETY: move_mount of our detached mount onto a NUL-terminated target path.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })?;
-    Ok(())
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(errno)?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno)
 }
 
 #[cfg(test)]
