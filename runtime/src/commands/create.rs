@@ -13,22 +13,27 @@ use crate::cli::{Create, CreateOpts, GlobalOpts};
 pub fn create(args: Create, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
     super::check_id(&args.opts.container_id)?;
-    check_bundle(&args.opts.bundle)?;
-    build_init(&args.opts, g, true)?;
+    let spec = check_bundle(&args.opts.bundle)?;
+    build_init(&args.opts, &spec, g, true)?;
     Ok(0)
 }
 
 /// Builds the init container from a bundle that passed `check_bundle`; on failure removes
 /// whatever this call left under `--root`, so a bad bundle never leaves a half-created
 /// container behind.
-pub fn build_init(opts: &CreateOpts, g: &GlobalOpts, detach: bool) -> Result<Container> {
+pub fn build_init(
+    opts: &CreateOpts,
+    spec: &Spec,
+    g: &GlobalOpts,
+    detach: bool,
+) -> Result<Container> {
     let id = &opts.container_id;
     let dir = super::container_dir(g, id)?;
     if dir.exists() {
         bail!("container {id:?} already exists");
     }
     if !g.systemd_cgroup {
-        refuse_frozen_cgroup(&opts.bundle, id)?;
+        refuse_frozen_cgroup(spec, id)?;
     }
     let executor = if opts.no_new_keyring {
         crate::keyring::KeyringExecutor::without_keyring()
@@ -108,10 +113,7 @@ pub fn check_bundle(bundle: &Path) -> Result<Spec> {
 /// A container is not created in a cgroup someone froze, as runc refuses it: its init would
 /// stop at its first instruction and `create` wait for it forever. (The cgroup need not be
 /// ours: cgroupsPath may name an existing one.)
-fn refuse_frozen_cgroup(bundle: &Path, id: &str) -> Result<()> {
-    let Ok(spec) = Spec::load(bundle.join("config.json")) else {
-        return Ok(());
-    };
+fn refuse_frozen_cgroup(spec: &Spec, id: &str) -> Result<()> {
     let path = match spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
         Some(p) => p,
         None => libcontainer::utils::runc_default_cgroup_path(id),
@@ -123,15 +125,22 @@ fn refuse_frozen_cgroup(bundle: &Path, id: &str) -> Result<()> {
             &["1"],
         )
     } else {
-        match libcgroups::v1::util::get_subsystem_mount_point(
-            &libcgroups::v1::ControllerType::Freezer,
-        ) {
-            Ok(mount) => (
-                mount.join(rel).join("freezer.state"),
-                &["FROZEN", "FREEZING"],
-            ),
-            Err(_) => return Ok(()),
-        }
+        // where every distribution mounts it; mountinfo is read only when it is elsewhere
+        let usual = Path::new("/sys/fs/cgroup/freezer");
+        let mount = if usual.join("freezer.state").exists() || usual.join("tasks").exists() {
+            usual.to_path_buf()
+        } else {
+            match libcgroups::v1::util::get_subsystem_mount_point(
+                &libcgroups::v1::ControllerType::Freezer,
+            ) {
+                Ok(m) => m,
+                Err(_) => return Ok(()),
+            }
+        };
+        (
+            mount.join(rel).join("freezer.state"),
+            &["FROZEN", "FREEZING"],
+        )
     };
     match std::fs::read_to_string(&file) {
         Ok(state) if frozen.contains(&state.trim()) => bail!(

@@ -35,7 +35,7 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     } else {
         None
     };
-    let built = super::create::build_init(&opts, g, true);
+    let built = super::create::build_init(&opts, &spec, g, true);
     let pipes = pipes.map(StdioPipes::restore);
     let mut container = match built {
         Ok(c) => c,
