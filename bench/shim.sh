@@ -5,6 +5,7 @@
 #   2. RSS and PSS of each shim process with $SLEEPERS sleeping containers per shim type
 # Prints medians and ratios. Needs root, containerd, ctr, runc, umoci, busybox-static.
 #   RUNS=30 SLEEPERS=10 bench/shim.sh   (BUILD=0: measure the binaries in target/release as they are)
+# RSS_MAX_KB=N: fail (exit 1) when a polis shim's average RSS is over N KiB (`make check-shim-rss`)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-30} SLEEPERS=${SLEEPERS:-10}
@@ -95,3 +96,8 @@ printf 'shim memory with %d sleeping containers (per shim, KiB): polis RSS %d PS
   "$SLEEPERS" "$prss" "$ppss" "$pn" "$rrss" "$rpss" "$rn"
 printf 'ratios polis/go: RSS %.2f  PSS %.2f (target RSS <= 2048 KiB)\n' \
   "$(echo "$prss / $rrss" | bc -l)" "$(echo "$ppss / $rpss" | bc -l)"
+if [[ -n ${RSS_MAX_KB:-} ]] && (( prss > RSS_MAX_KB )); then
+  echo "shim RSS ${prss} KiB is over ${RSS_MAX_KB} KiB: shim/symbol-order.txt no longer matches the" \
+       "code (re-record it with 'make shim-symbol-order'), or the shim grew" >&2
+  exit 1
+fi
