@@ -58,14 +58,7 @@ impl SignalForwarder {
                     fds.push(PollFd::new(stdin, PollFlags::POLLIN));
                 }
             }
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e).context("poll failed"),
-            }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
+            let ready = wait_ready(&mut fds)?;
             drop(fds);
             if ready[0] {
                 self.forward(pid, console.as_ref())?;
@@ -114,14 +107,7 @@ impl SignalForwarder {
                     fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
                 }
             }
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e).context("poll failed"),
-            }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
+            let ready = wait_ready(&mut fds)?;
             drop(fds);
             if ready[0] {
                 self.forward(pid, None)?;
@@ -161,6 +147,18 @@ impl SignalForwarder {
         }
         Ok(())
     }
+}
+
+/// Waits until one of `fds` is ready (or a signal came); which ones are, in order.
+fn wait_ready(fds: &mut [PollFd<'_>]) -> Result<Vec<bool>> {
+    match poll(fds, PollTimeout::NONE) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => return Err(e).context("poll failed"),
+    }
+    Ok(fds
+        .iter()
+        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
 }
 
 /// Reaps every exited child; returns the exit code once `pid` is among them.

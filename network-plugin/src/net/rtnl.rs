@@ -169,22 +169,18 @@ impl Rtnl {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let op = format!("get link {name}");
-        match self.request(&op, RouteNetlinkMessage::GetLink(msg), 0) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(to_link(&l)),
-                _ => None,
-            })),
-            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_link(&format!("get link {name}"), msg)
     }
 
     pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        let op = format!("get link {index}");
-        match self.request(&op, RouteNetlinkMessage::GetLink(msg), 0) {
+        self.get_link(&format!("get link {index}"), msg)
+    }
+
+    /// The link a GETLINK request names; None when there is none (ENODEV).
+    fn get_link(&mut self, op: &str, msg: LinkMessage) -> Result<Option<Link>, NetError> {
+        match self.request(op, RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(to_link(&l)),
                 _ => None,
