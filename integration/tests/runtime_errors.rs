@@ -221,6 +221,18 @@ fn a_failed_start_is_one_line_naming_the_cause() {
             }) as Box<dyn Fn(&mut serde_json::Value)>,
         ),
         (
+            // a file bound over a directory: the kernel's bare EINVAL/ENOTDIR said nothing of
+            // which mount it was (runc names source and destination)
+            "fileondir",
+            "/etc/hostname on /bin",
+            Box::new(|s: &mut serde_json::Value| {
+                s["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/bin", "type": "bind", "source": "/etc/hostname",
+                    "options": ["rbind"]
+                }));
+            }),
+        ),
+        (
             "nosrc",
             "/no-such-source",
             Box::new(|s: &mut serde_json::Value| {

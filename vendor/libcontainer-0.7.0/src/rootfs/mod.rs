@@ -28,6 +28,13 @@ pub enum RootfsError {
     Symlink(#[from] symlink::SymlinkError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    // polis patch: a failed mount of the spec says which one (its source and destination);
+    // upstream's message was the bare cause, e.g. "syscall: EINVAL".
+    #[error("failed to mount {what}")]
+    MountOf {
+        what: String,
+        source: mount::MountError,
+    },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
 }

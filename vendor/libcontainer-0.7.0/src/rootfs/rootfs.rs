@@ -91,7 +91,13 @@ impl RootFS {
 
         if let Some(mounts) = spec.mounts() {
             for mount in mounts {
-                mounter.setup_mount(mount, &global_options)?;
+                // polis patch: the error names the mount (see RootfsError::MountOf)
+                mounter
+                    .setup_mount(mount, &global_options)
+                    .map_err(|source| RootfsError::MountOf {
+                        what: describe_mount(mount),
+                        source,
+                    })?;
             }
         }
         Ok(())
@@ -190,5 +196,21 @@ mod polis_tests {
             assert_eq!(mounts[0].flags, flags, "{propagation}");
             assert_eq!(mounts[0].target, Path::new("/"));
         }
+    }
+}
+
+/// polis patch: "SOURCE on DESTINATION (type T)", the way a failed mount is named in errors.
+fn describe_mount(mount: &oci_spec::runtime::Mount) -> String {
+    let source = mount
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_else(|| mount.typ().clone().unwrap_or_default());
+    match mount.typ() {
+        Some(t) if t != &source => format!(
+            "{source} on {} (type {t})",
+            mount.destination().display()
+        ),
+        _ => format!("{source} on {}", mount.destination().display()),
     }
 }
