@@ -246,10 +246,47 @@ pub struct ProcessPipes {
     pending: Vec<u8>,
 }
 
+/// Runs `build`, which clones the foreground process, with the process's pipes in place when
+/// `piped` (its value: the pipes' owner, see `install`): returns what `build` made and our ends
+/// of the pipes. A failed `build` has what was written meanwhile (our own messages among it)
+/// copied out before its error is returned.
+pub fn build_piped<T>(
+    piped: Option<Option<(u32, u32)>>,
+    build: impl FnOnce() -> Result<T>,
+) -> Result<(T, Option<ProcessPipes>)> {
+    let Some(owner) = piped else {
+        return Ok((build()?, None));
+    };
+    let installed = StdioPipes::install(owner)?;
+    let built = build();
+    let pipes = installed.restore();
+    match built {
+        Ok(t) => Ok((t, Some(pipes))),
+        Err(e) => {
+            pipes.flush();
+            Err(e)
+        }
+    }
+}
+
+impl Io {
+    /// The pty when we own the console socket, else the pipes if we gave any, else nothing.
+    pub fn of(
+        proxy: Option<crate::console::ConsoleProxy>,
+        pipes: Option<ProcessPipes>,
+    ) -> Result<Self> {
+        Ok(match (proxy, pipes) {
+            (Some(p), _) => Io::Console(p.accept()?),
+            (None, Some(p)) => Io::Pipes(p),
+            (None, None) => Io::Inherited,
+        })
+    }
+}
+
 impl StdioPipes {
     /// `owner`: the host uid and gid of the container's root, who gets the pipes (so a process
     /// of the container can reopen them through /proc/self/fd), as runc does.
-    pub fn install(owner: Option<(u32, u32)>) -> Result<Self> {
+    fn install(owner: Option<(u32, u32)>) -> Result<Self> {
         // A closed stdio fd of ours is /dev/null from here on, so that the pipes and the
         // copies below land above 2.
         for fd in 0..3 {
@@ -307,7 +344,7 @@ impl StdioPipes {
 
     /// Puts our own stdio back (the process has its ends by now) and returns our ends. What
     /// was written to stderr meanwhile (our own messages) is copied out first.
-    pub fn restore(self) -> ProcessPipes {
+    fn restore(self) -> ProcessPipes {
         for (k, fd) in self.saved.iter().enumerate() {
             let _ = dup2(fd.as_raw_fd(), k as i32);
         }
@@ -318,7 +355,7 @@ impl StdioPipes {
 impl ProcessPipes {
     /// Copies out what is in the process's stdout and stderr pipes now, without waiting:
     /// after a failed create, our own messages are among it.
-    pub fn flush(self) {
+    fn flush(self) {
         for (r, to) in [(&self.stdout, 1), (&self.stderr, 2)] {
             if let Some(r) = r {
                 let _ = nix::fcntl::fcntl(

@@ -11,7 +11,7 @@ use oci_spec::runtime::{Capability, Process, Spec};
 
 use crate::cli::{Exec, GlobalOpts};
 use crate::console::ConsoleProxy;
-use crate::foreground::{Io, SignalForwarder, StdioPipes};
+use crate::foreground::{Io, SignalForwarder};
 
 pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
     let id = args.container_id.clone();
@@ -69,50 +69,36 @@ pub fn exec(args: Exec, g: &GlobalOpts) -> Result<i32> {
         Some(init) if !subs.is_empty() => super::subcgroup::dirs(init.as_raw(), &subs)?,
         _ => Vec::new(),
     };
-    let pipes = if !args.detach && !terminal {
-        let spec = Spec::load(container.bundle().join("config.json")).ok();
-        Some(StdioPipes::install(
-            spec.as_ref().and_then(crate::foreground::root_owner),
-        )?)
-    } else {
-        None
-    };
-    let built = ContainerBuilder::new(id.clone(), SyscallType::default())
-        .with_executor(crate::keyring::KeyringExecutor::without_keyring())
-        .with_root_path(&g.root)?
-        .with_pid_file(args.pid_file.as_ref())?
-        .with_console_socket(console_socket.as_ref())
-        .with_preserved_fds(args.preserve_fds)
-        .validate_id()?
-        .as_tenant()
-        // libcontainer's "detach" only decides whether a console socket is expected; in the
-        // foreground with a terminal we hold the socket ourselves.
-        .with_detach(args.detach || console_socket.is_some())
-        .with_process(Some(&process_file.path))
-        .with_ignore_paused(args.ignore_paused)
-        .with_cgroup_dirs(cgroup_dirs)
-        .with_process_label(args.process_label.clone())
-        .build()
-        .with_context(|| format!("failed to exec in container {id:?}"));
-    let pipes = pipes.map(StdioPipes::restore);
-    let pid = match built {
-        Ok(pid) => pid,
-        Err(e) => {
-            if let Some(p) = pipes {
-                p.flush();
-            }
-            return Err(e);
-        }
-    };
+    let piped = (!args.detach && !terminal).then(|| {
+        Spec::load(container.bundle().join("config.json"))
+            .ok()
+            .as_ref()
+            .and_then(crate::foreground::root_owner)
+    });
+    let (pid, pipes) = crate::foreground::build_piped(piped, || {
+        ContainerBuilder::new(id.clone(), SyscallType::default())
+            .with_executor(crate::keyring::KeyringExecutor::without_keyring())
+            .with_root_path(&g.root)?
+            .with_pid_file(args.pid_file.as_ref())?
+            .with_console_socket(console_socket.as_ref())
+            .with_preserved_fds(args.preserve_fds)
+            .validate_id()?
+            .as_tenant()
+            // libcontainer's "detach" only decides whether a console socket is expected; in the
+            // foreground with a terminal we hold the socket ourselves.
+            .with_detach(args.detach || console_socket.is_some())
+            .with_process(Some(&process_file.path))
+            .with_ignore_paused(args.ignore_paused)
+            .with_cgroup_dirs(cgroup_dirs)
+            .with_process_label(args.process_label.clone())
+            .build()
+            .with_context(|| format!("failed to exec in container {id:?}"))
+    })?;
     drop(process_file);
     if args.detach {
         return Ok(0);
     }
-    let io = match (proxy, pipes) {
-        (Some(p), _) => Io::Console(p.accept()?),
-        (None, Some(p)) => Io::Pipes(p),
-        (None, None) => Io::Inherited,
-    };
+    let io = Io::of(proxy, pipes)?;
     SignalForwarder::block()?.wait(pid, io)
 }
 
@@ -192,7 +178,7 @@ fn process_from_args(args: &Exec, base: Option<Process>) -> Result<Process> {
         p.set_apparmor_profile(Some(a.clone()));
     }
     if !args.cap.is_empty() {
-        add_caps(&mut p, &args.cap)?;
+        add_caps(&mut p, &args.cap);
     }
     Ok(p)
 }
@@ -228,7 +214,7 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
 
 /// Adds `--cap` capabilities to every set. A name this build does not know is left out with a
 /// warning, as runc does (a newer kernel's capability must not make exec fail).
-fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
+fn add_caps(p: &mut Process, caps: &[String]) {
     let mut parsed = Vec::new();
     let mut unknown = Vec::new();
     for c in caps {
@@ -262,7 +248,6 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
         .set_inheritable(i)
         .set_ambient(a);
     p.set_capabilities(Some(set));
-    Ok(())
 }
 
 /// The process file handed to libcontainer; ours are removed when done.

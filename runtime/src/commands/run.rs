@@ -9,7 +9,7 @@ use libcontainer::error::LibcontainerError;
 
 use crate::cli::{GlobalOpts, Run};
 use crate::console::ConsoleProxy;
-use crate::foreground::{self, Io, StdioPipes};
+use crate::foreground::{self, Io};
 
 pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     crate::seal::ensure_sealed()?;
@@ -30,27 +30,10 @@ pub fn run(args: Run, g: &GlobalOpts) -> Result<i32> {
     } else {
         None
     };
-    let pipes = if !args.detach && !terminal {
-        Some(StdioPipes::install(foreground::root_owner(&spec))?)
-    } else {
-        None
-    };
-    let built = super::create::build_init(&opts, &spec, g, true);
-    let pipes = pipes.map(StdioPipes::restore);
-    let mut container = match built {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(p) = pipes {
-                p.flush();
-            }
-            return Err(e);
-        }
-    };
-    let io = match (proxy, pipes) {
-        (Some(p), _) => Io::Console(p.accept()?),
-        (None, Some(p)) => Io::Pipes(p),
-        (None, None) => Io::Inherited,
-    };
+    let piped = (!args.detach && !terminal).then(|| foreground::root_owner(&spec));
+    let (mut container, pipes) =
+        foreground::build_piped(piped, || super::create::build_init(&opts, &spec, g, true))?;
+    let io = Io::of(proxy, pipes)?;
     let signals = if args.detach {
         None
     } else {
