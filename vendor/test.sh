@@ -1,6 +1,6 @@
 #!/bin/sh
 # The vendored crates' own unit tests (`make vendor-test`), as root on this kind of machine
-# (cgroup v1 hybrid host, no systemd; see /work/shared/ENVIRONMENT.md).
+# (cgroup v1 hybrid host, no systemd: the machines CI runs on).
 #
 # vendor/<crate> are [patch] sources of the root workspace, not members, and their
 # dev-dependencies must stay out of the root Cargo.lock. So the three crates are copied into
