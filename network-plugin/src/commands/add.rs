@@ -33,7 +33,7 @@ pub fn cmd_add(args: &CniArgs, conf: &NetConf, stdin: &[u8]) -> CniResult<String
     if let Some(old) = rtnl.link_by_name(&host_name).map_err(kernel_err)? {
         // Detached and down: a DEL of this attachment left it to a child that has not yet
         // deleted it (the container end is in the way of a new veth too).
-        if old.master.is_none() && !old.up {
+        if old.is_detached() {
             del::delete_detached(&old)?;
         } else {
             return Err(CniError::new(

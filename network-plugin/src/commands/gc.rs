@@ -51,7 +51,7 @@ fn remove_stale_ports(conf: &NetConf, valid: &[Attachment]) -> CniResult<()> {
         // share the bridge.
         let ours = nft::parse_tag(&conf.name, &link.alias).is_some();
         // A detached one is a DEL's whose deleting child never ran.
-        let port = link.master == Some(br.index) || (link.master.is_none() && !link.up);
+        let port = link.master == Some(br.index) || link.is_detached();
         if port && ours && is_our_veth_name(&link.name) && !keep.contains(&link.name) {
             match rtnl.delete_link(&link) {
                 Ok(()) => {}

@@ -60,6 +60,13 @@ pub struct Link {
     pub alias: String,
 }
 
+impl Link {
+    /// Off any bridge and down: how DEL leaves a host veth whose deletion it handed to a child.
+    pub fn is_detached(&self) -> bool {
+        self.master.is_none() && !self.up
+    }
+}
+
 /// A route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
