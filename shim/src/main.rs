@@ -12,6 +12,7 @@ mod mount;
 mod oom;
 mod options;
 mod process;
+mod rpc;
 mod runtime;
 mod seccomp;
 mod service;

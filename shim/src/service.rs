@@ -4,9 +4,7 @@
 //! The server registers the Task service under both `containerd.task.v2.Task` (containerd
 //! 1.6/1.7) and `containerd.task.v3.Task` (containerd 2.x): the messages are the same.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +13,6 @@ use std::time::SystemTime;
 use anyhow::{bail, Context, Result};
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::shim::DeleteResponse;
-use containerd_shim_protos::ttrpc::{MethodHandler, Server};
 
 use crate::container::{read_runtime_file, unmount_rootfs};
 use crate::events::Events;
@@ -88,7 +85,7 @@ fn listen(address: &str) -> Result<Option<UnixListener>> {
 }
 
 /// The Task service's methods under the v2 and v3 service names.
-fn task_methods(task: TaskService) -> HashMap<String, Box<dyn MethodHandler + Send + Sync>> {
+fn task_methods(task: TaskService) -> crate::rpc::Methods {
     let v3 = containerd_shim_protos::shim::shim_ttrpc::create_task(Arc::new(task.clone()));
     let mut methods = containerd_shim_protos::shim::shim_ttrpc::create_task(Arc::new(task));
     methods = methods
@@ -148,19 +145,9 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let events = Events::start(ttrpc_address, flags.namespace.clone())?;
     let exit = Arc::new(ExitSignal::default());
     let task = TaskService::new(&flags.namespace, monitor, exits, events, exit.clone());
-    // Fewer idle method threads per connection than ttrpc's 3 (1..5); ttrpc wants
-    // min < default < max. Busy ones are still replaced as they block (a Wait holds one
-    // for its container's whole life).
-    let mut server = Server::new()
-        .set_thread_count_min(1)
-        .set_thread_count_default(2)
-        .set_thread_count_max(3)
-        .add_listener(listener.into_raw_fd())?
-        .register_service(task_methods(task));
-    server.start()?;
+    crate::rpc::serve(listener, task_methods(task)).context("start the ttrpc server")?;
     signal_started();
     exit.wait();
-    server.shutdown();
     let _ = std::fs::remove_file(socket_path(&flags.socket));
     Ok(())
 }
