@@ -12,6 +12,7 @@
 //! the shim's life — some hundreds of KB per shim for a string we know.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -35,6 +36,26 @@ pub type Event = (&'static str, Any);
 #[derive(Clone)]
 pub struct Events {
     tx: Sender<Event>,
+    progress: Arc<Progress>,
+}
+
+/// Events queued and events handed on (published or given up), so an exiting shim can wait
+/// for the last ones (a TaskDelete is queued just before containerd's Shutdown).
+#[derive(Default)]
+struct Progress {
+    counts: Mutex<(u64, u64)>,
+    done: Condvar,
+}
+
+impl Progress {
+    fn queued(&self) {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+    }
+
+    fn handed_on(&self) {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+        self.done.notify_all();
+    }
 }
 
 impl Events {
@@ -44,6 +65,8 @@ impl Events {
             std::io::Error::other(format!("connect to containerd at {address}: {e}"))
         })?;
         let (tx, rx) = channel::<Event>();
+        let progress = Arc::new(Progress::default());
+        let thread_progress = progress.clone();
         std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
@@ -56,7 +79,8 @@ impl Events {
                     };
                     match next {
                         Ok((topic, event)) => {
-                            publish_with_retry(&mut publisher, &address, &namespace, topic, event)
+                            publish_with_retry(&mut publisher, &address, &namespace, topic, event);
+                            thread_progress.handed_on();
                         }
                         // Idle: close the connection (and its two threads).
                         Err(RecvTimeoutError::Timeout) => publisher = None,
@@ -64,13 +88,33 @@ impl Events {
                     }
                 }
             })?;
-        Ok(Self { tx })
+        Ok(Self { tx, progress })
     }
 
     /// Events that go to `tx` instead of containerd (tests).
     #[cfg(test)]
     pub fn from_sender(tx: Sender<Event>) -> Self {
-        Self { tx }
+        Self {
+            tx,
+            progress: Default::default(),
+        }
+    }
+
+    /// Waits (at most `limit`) until every event queued so far has been published.
+    pub fn flush(&self, limit: Duration) {
+        let counts = self
+            .progress
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (counts, timeout) = self
+            .progress
+            .done
+            .wait_timeout_while(counts, limit, |(queued, done)| done < queued)
+            .unwrap_or_else(|p| p.into_inner());
+        if timeout.timed_out() {
+            log::warn!("{} events not published", counts.0 - counts.1);
+        }
     }
 
     /// Queues a task event (a message of package `containerd.events`); events leave in the
@@ -81,6 +125,7 @@ impl Events {
                 let mut any = Any::new();
                 any.type_url = format!("{EVENTS_PACKAGE}.{}", M::NAME);
                 any.value = value;
+                self.progress.queued();
                 let _ = self.tx.send((topic, any));
             }
             Err(e) => log::error!("encode event {topic}: {e}"),
@@ -174,5 +219,34 @@ mod tests {
         assert_eq!(topic, "/tasks/exit");
         assert_eq!(any.type_url, TaskExit::descriptor().full_name());
         assert_eq!(TaskExit::parse_from_bytes(&any.value).unwrap(), exit);
+    }
+
+    #[test]
+    fn flush_waits_for_the_events_queued_before_it() {
+        let (tx, rx) = channel();
+        let events = Events::from_sender(tx);
+        events.send("/tasks/delete", TaskExit::default());
+        events.send("/tasks/exit", TaskExit::default());
+        let progress = events.progress.clone();
+        let publisher = std::thread::spawn(move || {
+            for _ in 0..2 {
+                rx.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+                progress.handed_on();
+            }
+        });
+        let start = std::time::Instant::now();
+        events.flush(Duration::from_secs(10));
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(60),
+            "returned after {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(10), "timed out");
+        publisher.join().unwrap();
+        // Nothing pending: no wait at all.
+        let start = std::time::Instant::now();
+        events.flush(Duration::from_secs(10));
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

@@ -144,10 +144,19 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
     let events = Events::start(ttrpc_address, flags.namespace.clone())?;
     let exit = Arc::new(ExitSignal::default());
-    let task = TaskService::new(&flags.namespace, monitor, exits, events, exit.clone());
+    let task = TaskService::new(
+        &flags.namespace,
+        monitor,
+        exits,
+        events.clone(),
+        exit.clone(),
+    );
     crate::rpc::serve(listener, task_methods(task)).context("start the ttrpc server")?;
     signal_started();
     exit.wait();
+    // containerd's Shutdown comes right after the last Delete, whose TaskDelete may still be
+    // queued: the shim's exit must not lose it.
+    events.flush(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(socket_path(&flags.socket));
     Ok(())
 }
