@@ -1,11 +1,16 @@
-//! A private containerd 1.6 for shim tests: its own root, state, sockets and /run in a
-//! mount namespace pinned to a file (so a restarted containerd finds the same /run and the
-//! shims), a bin dir on its PATH holding the shim and polis-runc, and the busybox image.
-//! Dropping it stops what it started, by PID, and unmounts the namespace.
+//! A private containerd 1.6 for the shim and snapshotter tests: its own root, state, sockets
+//! and /run in a mount namespace pinned to a file (so a restarted containerd finds the same
+//! /run and the shims), a bin dir on its PATH holding the shim and polis-runc, the busybox
+//! image, and the proxy snapshotters it is given. Dropping it stops what it started, by PID,
+//! and unmounts the namespace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::{run, run_ok};
+// Where the shim tests have always found them.
+pub use crate::{tail, wait_until};
 
 /// The image every shim test runs.
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
@@ -18,52 +23,71 @@ pub struct Containerd {
     ns_file: PathBuf,
 }
 
-/// Runs a command to its exit with captured output; panics naming it if it cannot start.
-pub(crate) fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"))
+/// What a private containerd is started with.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The containerd namespace is `polis-<tag>-<pid>-<n>`.
+    pub tag: String,
+    /// The Polis shim and polis-runc on containerd's PATH (the shim tests); without them it
+    /// runs containers with runc, its default runtime.
+    pub polis_runtime: bool,
+    /// busybox imported as `IMAGE` once containerd answers.
+    pub import_busybox: bool,
+    /// Proxy snapshotter plugins: name and socket.
+    pub proxy_snapshotters: Vec<(String, PathBuf)>,
 }
 
-/// `run`, asserting success.
-pub(crate) fn run_ok(cmd: &mut Command) -> Output {
-    let o = run(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// Polls `f` until it holds, or panics naming `what`.
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The `[proxy_plugins]` entry of a snapshotter served at `sock` under `name`.
+pub fn proxy_snapshotter_config(name: &str, sock: &Path) -> String {
+    format!(
+        "[proxy_plugins.{name}]\n  type = \"snapshot\"\n  address = \"{}\"\n",
+        sock.display()
+    )
 }
 
 impl Containerd {
     /// Starts containerd with the shim and `polis-runc` next to each other on its PATH, and
     /// imports busybox. `tag` names the test.
     pub fn start(tag: &str) -> Self {
-        for tool in ["containerd", "ctr", "unshare", "nsenter", "umoci"] {
+        Self::start_with(Options {
+            tag: format!("shim-{tag}"),
+            polis_runtime: true,
+            import_busybox: true,
+            proxy_snapshotters: Vec::new(),
+        })
+    }
+
+    /// A containerd whose only extra is the proxy snapshotter `name` at `sock` (the
+    /// snapshotter's tests, which run containers with runc); the namespace is
+    /// `polis-snaptest-...`.
+    pub fn with_snapshotter(name: &str, sock: &Path) -> Self {
+        Self::start_with(Options {
+            tag: "snaptest".into(),
+            proxy_snapshotters: vec![(name.into(), sock.to_path_buf())],
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(options: Options) -> Self {
+        let mut tools = vec!["containerd", "ctr", "unshare", "nsenter"];
+        if options.import_busybox {
+            tools.push("umoci");
+        }
+        for tool in tools {
             crate::require_tool(tool);
         }
-        let namespace = crate::unique_name(&format!("shim-{tag}"));
+        let namespace = crate::unique_name(&options.tag);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{namespace}-"))
             .tempdir()
             .expect("containerd test dir");
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let shim = crate::polis_bin("containerd-shim-polis-v2");
-        let runc = crate::polis_bin("polis-runc");
-        std::os::unix::fs::symlink(&shim, bin.join("containerd-shim-polis-v2")).unwrap();
-        std::os::unix::fs::symlink(&runc, bin.join("polis-runc")).unwrap();
+        if options.polis_runtime {
+            for name in ["containerd-shim-polis-v2", "polis-runc"] {
+                std::os::unix::fs::symlink(crate::polis_bin(name), bin.join(name)).unwrap();
+            }
+        }
         let ns_file = pinned_mount_ns(
             dir.path(),
             "mount -t tmpfs -o mode=755 polis-run /run && mkdir -p /run/containerd",
@@ -74,9 +98,11 @@ impl Containerd {
             child: None,
             ns_file,
         };
-        c.write_config();
+        c.write_config(&options.proxy_snapshotters);
         c.launch();
-        c.import_busybox();
+        if options.import_busybox {
+            c.import_busybox();
+        }
         c
     }
 
@@ -92,15 +118,18 @@ impl Containerd {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    fn write_config(&self) {
+    fn write_config(&self, proxy_snapshotters: &[(String, PathBuf)]) {
         let d = self.dir.path();
-        let cfg = format!(
+        let mut cfg = format!(
             "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
              disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
              [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{s}.ttrpc\"\n",
             d = d.display(),
             s = self.sock().display()
         );
+        for (name, sock) in proxy_snapshotters {
+            cfg += &proxy_snapshotter_config(name, sock);
+        }
         std::fs::write(d.join("config.toml"), cfg).unwrap();
     }
 
@@ -245,12 +274,6 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir(dir);
         }
     }
-}
-
-/// The last `n` lines of `s`.
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// PIDs of the shim processes whose `-address` is the containerd socket `sock`.

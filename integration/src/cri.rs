@@ -19,7 +19,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::containerd::{run, run_ok, tail};
+use crate::{run, run_ok, tail};
 
 pub const BUSYBOX: &str = "docker.io/library/busybox:latest";
 pub const PAUSE: &str = "polis.test/pause:latest";
@@ -187,23 +187,16 @@ impl Cri {
         let mut snapshotter = "overlayfs";
         if options.polis_snapshotter {
             let snap_sock = d.join("snap.sock");
-            helpers.push(
-                Command::new(crate::polis_bin("polis-snapshotter"))
-                    .arg("--root")
-                    .arg(d.join("snap"))
-                    .arg("--address")
-                    .arg(&snap_sock)
-                    .args(["--log-level", "warn"])
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .expect("start polis-snapshotter"),
+            let mut snap = crate::snapshotter::Daemon::spawn(
+                crate::polis_bin("polis-snapshotter"),
+                &d.join("snap"),
+                &snap_sock,
+                &[],
             );
-            wait_for_path(&snap_sock);
+            crate::snapshotter::wait_listening(&mut snap, &snap_sock, Duration::from_secs(30));
+            helpers.push(snap);
             snapshotter = "polis";
-            extra_cfg += &format!(
-                "[proxy_plugins.polis]\n  type = \"snapshot\"\n  address = \"{}\"\n",
-                snap_sock.display()
-            );
+            extra_cfg += &crate::containerd::proxy_snapshotter_config("polis", &snap_sock);
         }
         let sandbox_image = if options.registry {
             helpers.push(start_registry(&d, &node_netns));
@@ -267,14 +260,9 @@ state = "{d}/state"
         let child = crate::containerd::spawn_containerd(&d, &ns_file, Some(&node_netns));
         let (runtime, images) = {
             let sock = sock.clone();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !sock.exists() {
-                assert!(
-                    Instant::now() < deadline,
-                    "containerd's socket never appeared"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            crate::wait_until("containerd's socket", Duration::from_secs(30), || {
+                sock.exists()
+            });
             let channel = rt.block_on(async move {
                 Endpoint::try_from("http://[::]:0")
                     .unwrap()
@@ -767,14 +755,6 @@ impl Drop for Cri {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-fn wait_for_path(p: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !p.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -36,6 +36,25 @@ pub fn busybox_rootfs(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How many inodes `busybox_rootfs` makes, its root directory included: what an image layer
+/// of it holds.
+pub fn busybox_rootfs_inodes() -> Result<usize> {
+    fn count(dir: &Path) -> Result<usize> {
+        let mut n = 0;
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            n += 1;
+            if e.file_type()?.is_dir() {
+                n += count(&e.path())?;
+            }
+        }
+        Ok(n)
+    }
+    let tmp = tempfile::Builder::new().prefix("polis-rootfs-").tempdir()?;
+    busybox_rootfs(tmp.path())?;
+    Ok(1 + count(tmp.path())?)
+}
+
 /// runc's default `config.json` (what `runc spec` writes), with the given args, no terminal,
 /// and a cgroups path of our own so leak checks know where to look.
 pub fn default_spec(args: &[&str], cgroups_path: &str) -> Value {

@@ -1,7 +1,7 @@
 //! What a container may leave behind, checked after every test: its state dir, its cgroup
 //! directories in every hierarchy, mounts of its bundle, and processes in its cgroup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every leftover of one container, as readable lines (empty when clean).
 pub fn leftovers(state_root: &Path, id: &str, cgroups_path: &str, bundle: &Path) -> Vec<String> {
@@ -26,26 +26,39 @@ pub fn leftovers(state_root: &Path, id: &str, cgroups_path: &str, bundle: &Path)
     found
 }
 
-/// The directories a cgroups path maps to, on v1 (one per hierarchy) and v2.
-pub fn cgroup_dirs(cgroups_path: &str) -> Vec<std::path::PathBuf> {
+/// The directories a cgroups path maps to, one per mounted hierarchy on v1 (a hierarchy
+/// mounted under two names, as cpu and cpu,cpuacct may be, counted once) and the one unified
+/// directory on v2, whether they exist or not.
+pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
     let rel = cgroups_path.trim_start_matches('/');
-    let mut dirs = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.join("cgroup.procs").exists() || p.join("tasks").exists() {
-                dirs.push(p.join(rel));
-            }
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.join(rel)];
+    }
+    let mut hierarchies: Vec<PathBuf> = Vec::new();
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let p = e.path();
+        if !(p.join("cgroup.procs").exists() || p.join("tasks").exists()) {
+            continue;
+        }
+        let real = p.canonicalize().unwrap_or(p);
+        if !hierarchies.contains(&real) {
+            hierarchies.push(real);
         }
     }
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        dirs.push(Path::new("/sys/fs/cgroup").join(rel));
-    }
-    dirs
+    hierarchies.into_iter().map(|h| h.join(rel)).collect()
+}
+
+/// The cgroup directories of a cgroups path that exist now.
+pub fn existing_cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
+    cgroup_dirs(cgroups_path)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect()
 }
 
 /// The memory cgroup directory (v1) or the unified one (v2) of a cgroups path.
-pub fn memory_cgroup_dir(cgroups_path: &str) -> std::path::PathBuf {
+pub fn memory_cgroup_dir(cgroups_path: &str) -> PathBuf {
     let rel = cgroups_path.trim_start_matches('/');
     let v1 = Path::new("/sys/fs/cgroup/memory");
     if v1.exists() {

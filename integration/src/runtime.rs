@@ -266,3 +266,33 @@ pub fn run_with(
     c.finish();
     r
 }
+
+/// `bin --root ROOT ARGS` of a runtime at a state root the caller owns, like `Runtime::run`.
+pub fn run_at(bin: &str, root: &Path, args: &[&str]) -> Output {
+    run_captured(Command::new(bin).arg("--root").arg(root).args(args))
+}
+
+/// A bundle whose rootfs holds busybox with only `applets` linked to it, and the spec that
+/// `bin spec` writes without a terminal, changed by `edit`.
+pub fn write_busybox_bundle(
+    bin: &str,
+    root: &Path,
+    bundle: &Path,
+    applets: &[&str],
+    edit: impl FnOnce(&mut Value),
+) {
+    let busybox = crate::require_tool("busybox");
+    let rootfs_bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&rootfs_bin).unwrap();
+    std::fs::copy(&busybox, rootfs_bin.join("busybox")).unwrap();
+    for a in applets {
+        std::os::unix::fs::symlink("busybox", rootfs_bin.join(a)).unwrap();
+    }
+    let out = run_at(bin, root, &["spec", "--bundle", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "spec: {}", stderr(&out));
+    let path = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = serde_json::json!(false);
+    edit(&mut spec);
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+}
