@@ -2,25 +2,27 @@
 //! spec, however the runtime moves it there (our vendored libcgroups moves a single-threaded
 //! intermediate through `tasks`, not `cgroup.procs`). Runs as root against the real kernel.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{cgroup_dirs, stderr, write_busybox_bundle, BIN};
+use polis_integration::leaks::existing_cgroup_dirs;
+use polis_integration::runtime::{run_at, stderr, write_busybox_bundle};
+use polis_integration::TestDir;
 use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-runc");
 
 /// One container in its own temp dir, under its own top-level cgroup; removes both on drop.
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: TestDir,
     id: String,
     cgroup_top: String,
 }
 
 impl Fixture {
     fn new(tag: &str) -> Self {
-        let dir = common::temp_dir("polis-rt-cgjoin.");
+        let dir = TestDir::new("rt-cgjoin");
         let id = format!("polis-rt-cgjoin-{tag}-{}", std::process::id());
         let cgroup_top = id.clone();
         Self {
@@ -40,7 +42,7 @@ impl Fixture {
 
     fn write_bundle(&self, pids_limit: i64) -> PathBuf {
         let bundle = self.dir.path().join("bundle");
-        write_busybox_bundle(&self.root(), &bundle, &["sleep"], |spec| {
+        write_busybox_bundle(BIN, &self.root(), &bundle, &["sleep"], |spec| {
             spec["process"]["args"] = json!(["/bin/sleep", "1000"]);
             spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
             spec["linux"]["resources"]["pids"] = json!({ "limit": pids_limit });
@@ -49,7 +51,7 @@ impl Fixture {
     }
 
     fn polis(&self, args: &[&str]) -> Output {
-        common::polis(&self.root(), args)
+        run_at(BIN, &self.root(), args)
     }
 
     /// For `create`: the init inherits our stdio and outlives the command, so pipes would
@@ -71,7 +73,7 @@ impl Fixture {
 
     /// Our cgroup dirs that still exist, in every mounted hierarchy.
     fn leftover_cgroups(&self) -> Vec<PathBuf> {
-        cgroup_dirs(&self.cgroup_top)
+        existing_cgroup_dirs(&self.cgroup_top)
     }
 }
 

@@ -4,27 +4,29 @@
 //! v1 host /sys/fs/cgroup holds the container's own cgroup of each subsystem, read-only.
 //! Runs as root against the real kernel.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{cgroup_dirs, stderr, write_busybox_bundle};
+use polis_integration::leaks::existing_cgroup_dirs;
+use polis_integration::runtime::{run_at, stderr, write_busybox_bundle};
+use polis_integration::TestDir;
 use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-runc");
 
 /// One bundle and state root in a temp dir, a host dir that the container must never reach,
 /// and a top-level cgroup; all removed on drop.
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: TestDir,
     outside: tempfile::TempDir,
     id: String,
 }
 
 impl Fixture {
     fn new(tag: &str) -> Self {
-        let dir = common::temp_dir("polis-rt-mounts.");
+        let dir = TestDir::new("rt-mounts");
         let outside = tempfile::Builder::new()
             .prefix("polis-rt-mounts-outside.")
             .tempdir()
@@ -48,7 +50,7 @@ impl Fixture {
     /// A busybox bundle running `sh -c script`, with `edit` applied to the runc-style spec.
     fn write_bundle(&self, script: &str, edit: impl FnOnce(&mut Value)) {
         let root = self.dir.path().join("root");
-        write_busybox_bundle(&root, &self.bundle(), &["sh"], |spec| {
+        write_busybox_bundle(BIN, &root, &self.bundle(), &["sh"], |spec| {
             spec["process"]["args"] = json!(["/bin/sh", "-c", script]);
             spec["process"]["env"] = json!(["PATH=/bin"]);
             spec["linux"]["cgroupsPath"] = json!(self.cgroups_path());
@@ -57,7 +59,7 @@ impl Fixture {
     }
 
     fn polis(&self, args: &[&str]) -> Output {
-        common::polis(&self.dir.path().join("root"), args)
+        run_at(BIN, &self.dir.path().join("root"), args)
     }
 
     /// `run` in the foreground; returns the container's stdout.
@@ -87,7 +89,7 @@ impl Fixture {
     }
 
     fn our_cgroups(&self) -> Vec<PathBuf> {
-        cgroup_dirs(&self.id)
+        existing_cgroup_dirs(&self.id)
     }
 
     /// After a run: nothing of ours is left mounted on the host, and our cgroup parent is the
