@@ -1,11 +1,14 @@
 //! Bad input gets the CNI error JSON with the right code and changes nothing.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use polis_integration::cni::*;
 use serde_json::json;
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 /// Links, nft ruleset and store files: what a failed ADD must not change.
 fn snapshot(host: &Netns, data: &Path) -> (Vec<String>, String, Vec<String>) {
@@ -31,7 +34,7 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 fn add_raw(host: &Netns, cid: &str, netns: &str, conf: &str) -> CniOut {
-    run_plugin(PLUGIN, host, "ADD", cid, netns, "eth0", conf)
+    PLUGINS.run(PLUGINS.bridge, host, "ADD", cid, netns, "eth0", conf)
 }
 
 #[test]
@@ -106,27 +109,29 @@ fn malformed_or_invalid_configs_are_rejected_without_side_effects() {
     );
 
     // Missing CNI_CONTAINERID: invalid environment.
-    run_plugin(
-        PLUGIN,
-        &host,
-        "ADD",
-        "",
-        &c.path(),
-        "eth0",
-        &good.to_string(),
-    )
-    .expect_err("no container id", 4);
+    PLUGINS
+        .run(
+            PLUGINS.bridge,
+            &host,
+            "ADD",
+            "",
+            &c.path(),
+            "eth0",
+            &good.to_string(),
+        )
+        .expect_err("no container id", 4);
     // Invalid interface name.
-    run_plugin(
-        PLUGIN,
-        &host,
-        "ADD",
-        "bad1",
-        &c.path(),
-        "eth0/x",
-        &good.to_string(),
-    )
-    .expect_err("bad ifname", 4);
+    PLUGINS
+        .run(
+            PLUGINS.bridge,
+            &host,
+            "ADD",
+            "bad1",
+            &c.path(),
+            "eth0/x",
+            &good.to_string(),
+        )
+        .expect_err("bad ifname", 4);
     assert_eq!(
         snapshot(&host, data.path()),
         before,
@@ -146,12 +151,15 @@ fn exhausted_subnet_and_duplicate_add_change_nothing() {
         json!([[{"subnet": "10.88.0.0/30"}]]),
         json!({"ipMasq": true}),
     );
-    let first = cni(&host, "ADD", "first", &c1.path(), &conf).expect_ok("first ADD");
+    let first = PLUGINS
+        .cni(&host, "ADD", "first", &c1.path(), &conf)
+        .expect_ok("first ADD");
     assert_eq!(result_ips(&first), vec!["10.88.0.2".to_string()]);
     let before = snapshot(&host, data.path());
 
-    let e =
-        cni(&host, "ADD", "second", &c2.path(), &conf).expect_err("ADD into exhausted subnet", 100);
+    let e = PLUGINS
+        .cni(&host, "ADD", "second", &c2.path(), &conf)
+        .expect_err("ADD into exhausted subnet", 100);
     assert!(
         e["msg"].as_str().unwrap().contains("tiny"),
         "message should name the network: {e}"
@@ -164,7 +172,9 @@ fn exhausted_subnet_and_duplicate_add_change_nothing() {
     assert!(!c2.links().contains(&"eth0".to_string()));
 
     // The same container again: refused, and the first attachment survives.
-    cni(&host, "ADD", "first", &c1.path(), &conf).expect_err("duplicate ADD", 7);
+    PLUGINS
+        .cni(&host, "ADD", "first", &c1.path(), &conf)
+        .expect_err("duplicate ADD", 7);
     assert_eq!(
         snapshot(&host, data.path()),
         before,
@@ -176,11 +186,17 @@ fn exhausted_subnet_and_duplicate_add_change_nothing() {
         "first attachment broken by the duplicate ADD"
     );
 
-    cni(&host, "DEL", "first", &c1.path(), &conf).expect_ok("DEL");
+    PLUGINS
+        .cni(&host, "DEL", "first", &c1.path(), &conf)
+        .expect_ok("DEL");
     // The freed address can be handed out again.
-    let again = cni(&host, "ADD", "second", &c2.path(), &conf).expect_ok("ADD after DEL");
+    let again = PLUGINS
+        .cni(&host, "ADD", "second", &c2.path(), &conf)
+        .expect_ok("ADD after DEL");
     assert_eq!(result_ips(&again), vec!["10.88.0.2".to_string()]);
-    cni(&host, "DEL", "second", &c2.path(), &conf).expect_ok("DEL second");
+    PLUGINS
+        .cni(&host, "DEL", "second", &c2.path(), &conf)
+        .expect_ok("DEL second");
     assert_no_leftovers(&host, data.path(), "tiny", "first");
     assert_no_leftovers(&host, data.path(), "tiny", "second");
 }
@@ -196,7 +212,7 @@ fn vlan_is_applied_or_refused_cleanly() {
         json!([[{"subnet": "10.94.0.0/24"}]]),
         json!({"bridge": "pbrv", "vlan": 100}),
     );
-    let out = cni(&host, "ADD", "v1", &c.path(), &conf);
+    let out = PLUGINS.cni(&host, "ADD", "v1", &c.path(), &conf);
     if out.ok {
         // A kernel with bridge VLAN filtering: the port carries VLAN 100.
         let host_veth = out.json["interfaces"][1]["name"]
@@ -208,7 +224,9 @@ fn vlan_is_applied_or_refused_cleanly() {
             vlans.contains("100"),
             "vlan 100 not on {host_veth}: {vlans}"
         );
-        cni(&host, "DEL", "v1", &c.path(), &conf).expect_ok("DEL");
+        PLUGINS
+            .cni(&host, "DEL", "v1", &c.path(), &conf)
+            .expect_ok("DEL");
     } else {
         // This machine's kernel has no bridge VLAN filtering: a kernel error
         // naming the bridge, and the failed ADD is rolled back.

@@ -4,12 +4,14 @@
 //! reverse order. The reference `bandwidth` plugin follows polis-bridge and
 //! only works if our result names the host veth correctly.
 
-mod common;
-
-use std::path::Path;
-
-use common::*;
+use polis_integration::cni::*;
+use polis_integration::require_tool;
 use serde_json::{json, Value};
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 struct ConfList {
     list: Value,
@@ -43,7 +45,7 @@ impl ConfList {
 
     fn plugin_bin(&self, i: usize) -> String {
         let ty = self.list["plugins"][i]["type"].as_str().unwrap();
-        let ours = Path::new(PLUGIN).parent().unwrap().join(ty);
+        let ours = PLUGINS.dir().join(ty);
         if ours.is_file() {
             return ours.display().to_string();
         }
@@ -58,7 +60,7 @@ impl ConfList {
         let mut prev: Option<Value> = None;
         for i in 0..self.len() {
             let conf = self.plugin_conf(i, prev.as_ref()).to_string();
-            let out = run_plugin(&self.plugin_bin(i), host, "ADD", cid, netns, "eth0", &conf);
+            let out = PLUGINS.run(&self.plugin_bin(i), host, "ADD", cid, netns, "eth0", &conf);
             prev = Some(out.expect_ok(&format!("ADD plugin {i}")));
         }
         prev.expect("conflist has plugins")
@@ -67,7 +69,7 @@ impl ConfList {
     fn check(&self, host: &Netns, cid: &str, netns: &str, cached: &Value) -> Result<(), Value> {
         for i in 0..self.len() {
             let conf = self.plugin_conf(i, Some(cached)).to_string();
-            let out = run_plugin(
+            let out = PLUGINS.run(
                 &self.plugin_bin(i),
                 host,
                 "CHECK",
@@ -86,7 +88,8 @@ impl ConfList {
     fn del(&self, host: &Netns, cid: &str, netns: &str, cached: Option<&Value>) {
         for i in (0..self.len()).rev() {
             let conf = self.plugin_conf(i, cached).to_string();
-            run_plugin(&self.plugin_bin(i), host, "DEL", cid, netns, "eth0", &conf)
+            PLUGINS
+                .run(&self.plugin_bin(i), host, "DEL", cid, netns, "eth0", &conf)
                 .expect_ok(&format!("DEL plugin {i}"));
         }
     }
@@ -159,7 +162,9 @@ fn old_spec_versions_get_old_result_shape() {
     conf["cniVersion"] = json!("0.4.0");
     conf["ipam"]["routes"] =
         json!([{"dst": "192.0.2.0/24"}, {"dst": "198.18.0.0/15", "gw": "10.93.0.254"}]);
-    let r = cni(&host, "ADD", "old1", &c.path(), &conf).expect_ok("ADD 0.4.0");
+    let r = PLUGINS
+        .cni(&host, "ADD", "old1", &c.path(), &conf)
+        .expect_ok("ADD 0.4.0");
     assert_eq!(r["cniVersion"], "0.4.0");
     assert_eq!(r["ips"][0]["version"], "4");
     // IPAM routes: without a gw they go through the range's gateway.
@@ -172,8 +177,12 @@ fn old_spec_versions_get_old_result_shape() {
     );
     let mut chk = conf.clone();
     chk["prevResult"] = r;
-    cni(&host, "CHECK", "old1", &c.path(), &chk).expect_ok("CHECK 0.4.0");
-    cni(&host, "DEL", "old1", &c.path(), &conf).expect_ok("DEL 0.4.0");
+    PLUGINS
+        .cni(&host, "CHECK", "old1", &c.path(), &chk)
+        .expect_ok("CHECK 0.4.0");
+    PLUGINS
+        .cni(&host, "DEL", "old1", &c.path(), &conf)
+        .expect_ok("DEL 0.4.0");
     assert_no_leftovers(&host, data.path(), "old", "old1");
 }
 
@@ -195,7 +204,9 @@ fn add_after_another_interface_plugin_appends_to_prev_result() {
         "ips": [{"address": "127.0.0.1/8", "interface": 0}],
         "dns": {"nameservers": ["10.96.0.53"]}
     });
-    let r = cni(&host, "ADD", "p1", &c.path(), &conf).expect_ok("ADD with prevResult");
+    let r = PLUGINS
+        .cni(&host, "ADD", "p1", &c.path(), &conf)
+        .expect_ok("ADD with prevResult");
     let names: Vec<&str> = r["interfaces"]
         .as_array()
         .unwrap()
@@ -211,6 +222,8 @@ fn add_after_another_interface_plugin_appends_to_prev_result() {
         "our address must point at our eth0: {r}"
     );
     assert_eq!(r["dns"]["nameservers"][0], "10.96.0.53");
-    cni(&host, "DEL", "p1", &c.path(), &conf).expect_ok("DEL");
+    PLUGINS
+        .cni(&host, "DEL", "p1", &c.path(), &conf)
+        .expect_ok("DEL");
     assert_no_leftovers(&host, data.path(), "prev", "p1");
 }

@@ -2,10 +2,16 @@
 //! container (IPv4 and IPv6), host port mappings, outbound masquerade.
 //! Every namespace is created by the test: one plays the host.
 
-mod common;
+use std::time::Duration;
 
-use common::*;
+use polis_integration::cni::*;
+use polis_integration::{require_tool, unique_short, wait_until};
 use serde_json::json;
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 fn dual_stack() -> serde_json::Value {
     json!([[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]])
@@ -24,8 +30,12 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
         json!({"mtu": 1400, "promiscMode": true}),
     );
 
-    let r1 = cni(&host, "ADD", "ping-a", &c1.path(), &conf).expect_ok("ADD a");
-    let r2 = cni(&host, "ADD", "ping-b", &c2.path(), &conf).expect_ok("ADD b");
+    let r1 = PLUGINS
+        .cni(&host, "ADD", "ping-a", &c1.path(), &conf)
+        .expect_ok("ADD a");
+    let r2 = PLUGINS
+        .cni(&host, "ADD", "ping-b", &c2.path(), &conf)
+        .expect_ok("ADD b");
 
     // Result shape: bridge, host veth, container interface (with sandbox).
     let ifs = r1["interfaces"].as_array().unwrap();
@@ -72,8 +82,12 @@ fn containers_reach_each_other_over_the_bridge_v4_and_v6() {
     // The host (gateway) reaches containers too.
     assert!(host.ping(&ips1[0]));
 
-    cni(&host, "DEL", "ping-a", &c1.path(), &conf).expect_ok("DEL a");
-    cni(&host, "DEL", "ping-b", &c2.path(), &conf).expect_ok("DEL b");
+    PLUGINS
+        .cni(&host, "DEL", "ping-a", &c1.path(), &conf)
+        .expect_ok("DEL a");
+    PLUGINS
+        .cni(&host, "DEL", "ping-b", &c2.path(), &conf)
+        .expect_ok("DEL b");
     assert!(
         !c1.links().contains(&"eth0".to_string()),
         "eth0 left in container"
@@ -106,8 +120,12 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
         {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
         {"hostPort": 8081, "containerPort": 80, "protocol": "tcp", "hostIP": "10.99.0.1"}
     ]});
-    let r = cni(&host, "ADD", "web", &web.path(), &with_ports).expect_ok("ADD web");
-    cni(&host, "ADD", "client", &client.path(), &base).expect_ok("ADD client");
+    let r = PLUGINS
+        .cni(&host, "ADD", "web", &web.path(), &with_ports)
+        .expect_ok("ADD web");
+    PLUGINS
+        .cni(&host, "ADD", "client", &client.path(), &base)
+        .expect_ok("ADD client");
     let web_ip = result_ips(&r)[0].clone();
 
     let _httpd = web.spawn(&[
@@ -119,7 +137,7 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
         "-h",
         www.path().to_str().unwrap(),
     ]);
-    wait_for("httpd in the container", || {
+    wait_until("httpd in the container", Duration::from_secs(5), || {
         web.http_get(&web_ip, 80).is_some()
     });
 
@@ -156,13 +174,17 @@ fn port_mapping_reached_from_host_localhost_and_containers() {
     );
 
     // DEL without runtimeConfig (no cached result) still removes the mappings.
-    cni(&host, "DEL", "web", &web.path(), &base).expect_ok("DEL web");
+    PLUGINS
+        .cni(&host, "DEL", "web", &web.path(), &base)
+        .expect_ok("DEL web");
     assert_eq!(
         host.http_get("10.99.0.1", 8080),
         None,
         "mapping survived DEL"
     );
-    cni(&host, "DEL", "client", &client.path(), &base).expect_ok("DEL client");
+    PLUGINS
+        .cni(&host, "DEL", "client", &client.path(), &base)
+        .expect_ok("DEL client");
     assert_no_leftovers(&host, data.path(), "pm", "web");
     assert_no_leftovers(&host, data.path(), "pm", "client");
 }
@@ -174,7 +196,7 @@ fn outbound_traffic_is_masqueraded_only_with_ip_masq() {
     let outside = Netns::new("pbo");
     // A link host <-> outside; outside has no route back to the container
     // subnets, so only masqueraded traffic gets answers.
-    let (h_if, o_if) = (unique("pbu"), unique("pbv"));
+    let (h_if, o_if) = (unique_short("pbu"), unique_short("pbv"));
     host.run_ok(&[
         "ip",
         "link",
@@ -207,8 +229,12 @@ fn outbound_traffic_is_masqueraded_only_with_ip_masq() {
         json!({"bridge": "pbr1"}),
     );
     let (c1, c2) = (Netns::new("pbc"), Netns::new("pbc"));
-    cni(&host, "ADD", "out-m", &c1.path(), &masq).expect_ok("ADD masq");
-    cni(&host, "ADD", "out-p", &c2.path(), &plain).expect_ok("ADD plain");
+    PLUGINS
+        .cni(&host, "ADD", "out-m", &c1.path(), &masq)
+        .expect_ok("ADD masq");
+    PLUGINS
+        .cni(&host, "ADD", "out-p", &c2.path(), &plain)
+        .expect_ok("ADD plain");
 
     assert!(
         c1.ping("198.51.100.2"),
@@ -219,12 +245,16 @@ fn outbound_traffic_is_masqueraded_only_with_ip_masq() {
         "un-masqueraded container got an answer: the test proves nothing"
     );
 
-    cni(&host, "DEL", "out-m", &c1.path(), &masq).expect_ok("DEL masq");
+    PLUGINS
+        .cni(&host, "DEL", "out-m", &c1.path(), &masq)
+        .expect_ok("DEL masq");
     assert!(
         !host.ruleset().contains("masquerade"),
         "masquerade rule left behind"
     );
-    cni(&host, "DEL", "out-p", &c2.path(), &plain).expect_ok("DEL plain");
+    PLUGINS
+        .cni(&host, "DEL", "out-p", &c2.path(), &plain)
+        .expect_ok("DEL plain");
     assert_no_leftovers(&host, data.path(), "masq", "out-m");
     assert_no_leftovers(&host, data.path(), "plain", "out-p");
 }

@@ -4,10 +4,16 @@
 //! refuses a malformed mapping by name and leaves nothing behind.
 //! Every namespace is created by the test: one plays the host.
 
-mod common;
+use std::time::Duration;
 
-use common::*;
+use polis_integration::cni::*;
+use polis_integration::{require_tool, wait_until};
 use serde_json::{json, Value};
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 /// What containerd 1.6's CRI puts in `runtimeConfig.portMappings` for a
 /// pod port: go-cni's `PortMapping`, a Go struct without json tags.
@@ -48,7 +54,9 @@ fn cri_port_mappings_forward_and_del_removes_everything() {
         .unwrap()
         .push(json!({"HostPort": 8081, "ContainerPort": 80, "Protocol": "TCP", "HostIP": "10.99.0.1"}));
 
-    let r = cni(&host, "ADD", "cri-web", &web.path(), &conf).expect_ok("ADD with CRI mappings");
+    let r = PLUGINS
+        .cni(&host, "ADD", "cri-web", &web.path(), &conf)
+        .expect_ok("ADD with CRI mappings");
     let web_ip = result_ips(&r)[0].clone();
     let host_veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let ruleset = host.ruleset();
@@ -66,7 +74,7 @@ fn cri_port_mappings_forward_and_del_removes_everything() {
         "-h",
         www.path().to_str().unwrap(),
     ]);
-    wait_for("httpd in the container", || {
+    wait_until("httpd in the container", Duration::from_secs(5), || {
         web.http_get(&web_ip, 80).is_some()
     });
     let want = Some("hello-from-cri".to_string());
@@ -82,10 +90,14 @@ fn cri_port_mappings_forward_and_del_removes_everything() {
     // CHECK counts the rules the same mappings need.
     let mut check = conf.clone();
     check["prevResult"] = r.clone();
-    cni(&host, "CHECK", "cri-web", &web.path(), &check).expect_ok("CHECK");
+    PLUGINS
+        .cni(&host, "CHECK", "cri-web", &web.path(), &check)
+        .expect_ok("CHECK");
 
     // containerd passes the same runtimeConfig on DEL.
-    cni(&host, "DEL", "cri-web", &web.path(), &conf).expect_ok("DEL with CRI mappings");
+    PLUGINS
+        .cni(&host, "DEL", "cri-web", &web.path(), &conf)
+        .expect_ok("DEL with CRI mappings");
     assert_eq!(
         host.http_get("10.99.0.1", 8080),
         None,
@@ -99,7 +111,9 @@ fn cri_port_mappings_forward_and_del_removes_everything() {
     let ruleset = host.ruleset();
     assert!(!ruleset.contains("dport 808"), "{ruleset}");
     assert_no_leftovers(&host, data.path(), "cri", "cri-web");
-    cni(&host, "DEL", "cri-web", &web.path(), &conf).expect_ok("second DEL");
+    PLUGINS
+        .cni(&host, "DEL", "cri-web", &web.path(), &conf)
+        .expect_ok("second DEL");
 }
 
 #[test]
@@ -131,12 +145,14 @@ fn del_with_a_config_add_would_refuse_still_removes_the_attachment() {
     for (i, (what, bad)) in cases.iter().enumerate() {
         let cid = format!("crid{i}");
         let c = Netns::new("pbc");
-        cni(&host, "ADD", &cid, &c.path(), &good).expect_ok("ADD");
+        PLUGINS
+            .cni(&host, "ADD", &cid, &c.path(), &good)
+            .expect_ok("ADD");
         assert!(
             !leftovers(&host, data.path(), "crid", &cid).is_empty(),
             "ADD left no trace: the leak check is blind"
         );
-        let out = cni(&host, "DEL", &cid, &c.path(), bad);
+        let out = PLUGINS.cni(&host, "DEL", &cid, &c.path(), bad);
         assert!(out.stderr.contains("ignores"), "{what}: {}", out.stderr);
         out.expect_ok(what);
         assert_no_leftovers(&host, data.path(), "crid", &cid);
@@ -144,29 +160,41 @@ fn del_with_a_config_add_would_refuse_still_removes_the_attachment() {
             !c.links().contains(&"eth0".to_string()),
             "{what}: eth0 left"
         );
-        cni(&host, "DEL", &cid, &c.path(), bad).expect_ok("second DEL");
+        PLUGINS
+            .cni(&host, "DEL", &cid, &c.path(), bad)
+            .expect_ok("second DEL");
     }
 
     // IPAM ranges that no longer parse: the store is still found by dataDir.
     let c = Netns::new("pbc");
-    cni(&host, "ADD", "crid-ipam", &c.path(), &good).expect_ok("ADD");
+    PLUGINS
+        .cni(&host, "ADD", "crid-ipam", &c.path(), &good)
+        .expect_ok("ADD");
     let mut v = good.clone();
     v["ipam"]["ranges"] = json!("garbage");
-    cni(&host, "DEL", "crid-ipam", &c.path(), &v).expect_ok("DEL with broken ranges");
+    PLUGINS
+        .cni(&host, "DEL", "crid-ipam", &c.path(), &v)
+        .expect_ok("DEL with broken ranges");
     assert_no_leftovers(&host, data.path(), "crid", "crid-ipam");
 
     // No IPAM section at all: the veth and the rules still go; the error
     // keeps the runtime retrying for the address, which a good DEL frees.
-    cni(&host, "ADD", "crid-noipam", &c.path(), &good).expect_ok("ADD");
+    PLUGINS
+        .cni(&host, "ADD", "crid-noipam", &c.path(), &good)
+        .expect_ok("ADD");
     let mut v = good.clone();
     v.as_object_mut().unwrap().remove("ipam");
-    cni(&host, "DEL", "crid-noipam", &c.path(), &v).expect_err("DEL without ipam", 7);
+    PLUGINS
+        .cni(&host, "DEL", "crid-noipam", &c.path(), &v)
+        .expect_err("DEL without ipam", 7);
     let left = leftovers(&host, data.path(), "crid", "crid-noipam");
     assert!(
         left.len() == 1 && left[0].starts_with("allocation"),
         "only the allocation should remain: {left:#?}"
     );
-    cni(&host, "DEL", "crid-noipam", &c.path(), &good).expect_ok("good DEL");
+    PLUGINS
+        .cni(&host, "DEL", "crid-noipam", &c.path(), &good)
+        .expect_ok("good DEL");
     assert_no_leftovers(&host, data.path(), "crid", "crid-noipam");
     let mut links = host.links();
     links.sort();
@@ -204,7 +232,9 @@ fn add_refuses_a_malformed_cri_mapping_by_name_and_leaves_nothing() {
     ] {
         let mut bad = good.clone();
         bad["runtimeConfig"]["portMappings"] = json!([cri_mapping(9090, 90), mapping]);
-        let e = cni(&host, "ADD", "cria1", &c.path(), &bad).expect_err(want, 7);
+        let e = PLUGINS
+            .cni(&host, "ADD", "cria1", &c.path(), &bad)
+            .expect_err(want, 7);
         let msg = e["msg"].as_str().unwrap();
         assert!(
             msg.contains("portMappings[1]") && msg.contains(want),

@@ -1,10 +1,13 @@
 //! IPAM delegation both ways: polis-bridge delegating to the reference
 //! host-local/static plugins, and the reference bridge delegating to polis-ipam.
 
-mod common;
-
-use common::*;
+use polis_integration::cni::*;
 use serde_json::json;
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 #[test]
 fn delegates_to_reference_host_local_and_static() {
@@ -17,7 +20,9 @@ fn delegates_to_reference_host_local_and_static() {
         "cniVersion": "1.0.0", "name": "hl", "type": "polis-bridge", "bridge": "pbr0", "isGateway": true,
         "ipam": {"type": "host-local", "dataDir": data.path(), "ranges": [[{"subnet": "10.89.0.0/24"}]]}
     });
-    let r = cni(&host, "ADD", "hl1", &c1.path(), &hl).expect_ok("ADD with host-local");
+    let r = PLUGINS
+        .cni(&host, "ADD", "hl1", &c1.path(), &hl)
+        .expect_ok("ADD with host-local");
     let ip = result_ips(&r)[0].clone();
     assert!(ip.starts_with("10.89.0."), "{ip}");
     assert!(
@@ -30,7 +35,9 @@ fn delegates_to_reference_host_local_and_static() {
         "cniVersion": "1.0.0", "name": "st", "type": "polis-bridge", "bridge": "pbr0",
         "ipam": {"type": "static", "addresses": [{"address": "10.89.0.77/24", "gateway": "10.89.0.1"}]}
     });
-    let r = cni(&host, "ADD", "st1", &c2.path(), &st).expect_ok("ADD with static");
+    let r = PLUGINS
+        .cni(&host, "ADD", "st1", &c2.path(), &st)
+        .expect_ok("ADD with static");
     assert_eq!(result_ips(&r), vec!["10.89.0.77".to_string()]);
     assert!(
         c2.ping(&ip),
@@ -41,19 +48,27 @@ fn delegates_to_reference_host_local_and_static() {
     let mut gc = hl.clone();
     gc["cniVersion"] = json!("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "hl1", "ifname": "eth0"}]);
-    cni(&host, "GC", "", "", &gc).expect_ok("GC with a pre-1.1 delegate");
-    cni(&host, "STATUS", "", "", &gc).expect_ok("STATUS with a pre-1.1 delegate");
+    PLUGINS
+        .cni(&host, "GC", "", "", &gc)
+        .expect_ok("GC with a pre-1.1 delegate");
+    PLUGINS
+        .cni(&host, "STATUS", "", "", &gc)
+        .expect_ok("STATUS with a pre-1.1 delegate");
     assert!(
         data.path().join("hl").join(&ip).exists(),
         "GC removed a valid host-local lease"
     );
 
-    cni(&host, "DEL", "hl1", &c1.path(), &hl).expect_ok("DEL host-local");
+    PLUGINS
+        .cni(&host, "DEL", "hl1", &c1.path(), &hl)
+        .expect_ok("DEL host-local");
     assert!(
         !data.path().join("hl").join(&ip).exists(),
         "host-local allocation survived DEL"
     );
-    cni(&host, "DEL", "st1", &c2.path(), &st).expect_ok("DEL static");
+    PLUGINS
+        .cni(&host, "DEL", "st1", &c2.path(), &st)
+        .expect_ok("DEL static");
     assert_no_leftovers(&host, data.path(), "hl", "hl1");
     assert_no_leftovers(&host, data.path(), "st", "st1");
 }
@@ -70,7 +85,8 @@ fn reference_bridge_delegates_to_polis_ipam() {
     })
     .to_string();
     let bridge = bridge.to_str().unwrap();
-    let r = run_plugin(bridge, &host, "ADD", "ref1", &c.path(), "eth0", &conf)
+    let r = PLUGINS
+        .run(bridge, &host, "ADD", "ref1", &c.path(), "eth0", &conf)
         .expect_ok("reference bridge ADD");
     let ips = result_ips(&r);
     assert_eq!(ips.len(), 2, "{r}");
@@ -80,7 +96,8 @@ fn reference_bridge_delegates_to_polis_ipam() {
     );
     assert!(c.ping("10.91.0.1"));
 
-    run_plugin(bridge, &host, "DEL", "ref1", &c.path(), "eth0", &conf)
+    PLUGINS
+        .run(bridge, &host, "DEL", "ref1", &c.path(), "eth0", &conf)
         .expect_ok("reference bridge DEL");
     assert_no_leftovers(&host, data.path(), "refnet", "ref1");
     let mut links = host.links();
@@ -92,16 +109,19 @@ fn reference_bridge_delegates_to_polis_ipam() {
     );
 
     // polis-ipam directly: CHECK fails for an owner without allocation.
-    run_plugin(
-        IPAM_PLUGIN,
-        &host,
-        "CHECK",
-        "ref1",
-        &c.path(),
-        "eth0",
-        &conf,
-    )
-    .expect_err("CHECK after DEL", 102);
-    let v = run_plugin(IPAM_PLUGIN, &host, "VERSION", "", "", "", &conf).expect_ok("VERSION");
+    PLUGINS
+        .run(
+            PLUGINS.ipam,
+            &host,
+            "CHECK",
+            "ref1",
+            &c.path(),
+            "eth0",
+            &conf,
+        )
+        .expect_err("CHECK after DEL", 102);
+    let v = PLUGINS
+        .run(PLUGINS.ipam, &host, "VERSION", "", "", "", &conf)
+        .expect_ok("VERSION");
     assert_eq!(v["cniVersion"], "1.0.0");
 }

@@ -3,16 +3,19 @@
 //! removes everything it left (the runtime's reaction to a failed ADD), and GC removes what was
 //! left without a DEL. The DEL's duration is the recovery time (target < 1 s).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use polis_integration::cni::*;
 use serde_json::{json, Value};
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 /// Starts `bin` with `verb` as a runtime would and SIGKILLs it `after` its start (it may have
 /// finished by then). True when it was killed before exiting by itself.
@@ -24,11 +27,7 @@ fn killed_run(
     conf: &Value,
     after: Duration,
 ) -> bool {
-    let cni_path = format!(
-        "{}:{}",
-        Path::new(PLUGIN).parent().unwrap().display(),
-        REFERENCE_CNI_DIR
-    );
+    let cni_path = PLUGINS.cni_path();
     let mut child = host
         .cmd(&[bin])
         .env("CNI_COMMAND", "ADD")
@@ -73,27 +72,29 @@ fn allocations(data: &Path, network: &str) -> HashMap<String, String> {
 /// How long one full ADD takes here: the kill moments are spread over it.
 fn add_duration(bin: &str, host: &Netns, conf: &Value, ns: &Netns) -> Duration {
     let t0 = Instant::now();
-    run_plugin(
-        bin,
-        host,
-        "ADD",
-        "probe",
-        &ns.path(),
-        "eth0",
-        &conf.to_string(),
-    )
-    .expect_ok("ADD probe");
+    PLUGINS
+        .run(
+            bin,
+            host,
+            "ADD",
+            "probe",
+            &ns.path(),
+            "eth0",
+            &conf.to_string(),
+        )
+        .expect_ok("ADD probe");
     let d = t0.elapsed();
-    run_plugin(
-        bin,
-        host,
-        "DEL",
-        "probe",
-        &ns.path(),
-        "eth0",
-        &conf.to_string(),
-    )
-    .expect_ok("DEL probe");
+    PLUGINS
+        .run(
+            bin,
+            host,
+            "DEL",
+            "probe",
+            &ns.path(),
+            "eth0",
+            &conf.to_string(),
+        )
+        .expect_ok("DEL probe");
     d
 }
 
@@ -125,16 +126,17 @@ fn kill_mid_add_100_times(bin: &str, host: &Netns, conf: &Value, data: &Path, ne
             abandoned.push(cid);
         } else {
             let t0 = Instant::now();
-            run_plugin(
-                bin,
-                host,
-                "DEL",
-                &cid,
-                &ns.path(),
-                "eth0",
-                &conf.to_string(),
-            )
-            .expect_ok("DEL after a killed ADD");
+            PLUGINS
+                .run(
+                    bin,
+                    host,
+                    "DEL",
+                    &cid,
+                    &ns.path(),
+                    "eth0",
+                    &conf.to_string(),
+                )
+                .expect_ok("DEL after a killed ADD");
             worst_del = worst_del.max(t0.elapsed());
             assert_no_leftovers(host, data, network, &cid);
         }
@@ -142,16 +144,17 @@ fn kill_mid_add_100_times(bin: &str, host: &Netns, conf: &Value, data: &Path, ne
             // A container that stays: its address must stay its own.
             let keep = format!("live{i}");
             let kns = Netns::new("pbl");
-            let r = run_plugin(
-                bin,
-                host,
-                "ADD",
-                &keep,
-                &kns.path(),
-                "eth0",
-                &conf.to_string(),
-            )
-            .expect_ok("ADD live");
+            let r = PLUGINS
+                .run(
+                    bin,
+                    host,
+                    "ADD",
+                    &keep,
+                    &kns.path(),
+                    "eth0",
+                    &conf.to_string(),
+                )
+                .expect_ok("ADD live");
             let ip = result_ips(&r)[0].clone();
             assert_eq!(
                 allocations(data, network).get(&ip).map(String::as_str),
@@ -182,7 +185,9 @@ fn kill_mid_add_100_times(bin: &str, host: &Netns, conf: &Value, data: &Path, ne
             .collect(),
     );
     let t0 = Instant::now();
-    run_plugin(bin, host, "GC", "", "", "eth0", &gc.to_string()).expect_ok("GC");
+    PLUGINS
+        .run(bin, host, "GC", "", "", "eth0", &gc.to_string())
+        .expect_ok("GC");
     let gc_took = t0.elapsed();
     for cid in &abandoned {
         assert_no_leftovers(host, data, network, cid);
@@ -192,7 +197,9 @@ fn kill_mid_add_100_times(bin: &str, host: &Netns, conf: &Value, data: &Path, ne
             !leftovers(host, data, network, cid).is_empty(),
             "GC removed the valid {cid}"
         );
-        run_plugin(bin, host, "DEL", cid, "", "eth0", &conf.to_string()).expect_ok("DEL live");
+        PLUGINS
+            .run(bin, host, "DEL", cid, "", "eth0", &conf.to_string())
+            .expect_ok("DEL live");
         assert_no_leftovers(host, data, network, cid);
     }
     assert!(
@@ -221,7 +228,7 @@ fn bridge_killed_mid_add_100_times() {
         json!([[{"subnet": "10.87.0.0/24"}]]),
         json!({"ipMasq": true}),
     );
-    kill_mid_add_100_times(PLUGIN, &host, &conf, data.path(), "kill");
+    kill_mid_add_100_times(PLUGINS.bridge, &host, &conf, data.path(), "kill");
     // The containers' namespaces are gone now. A veth an abandoned ADD was killed with between
     // creating it and making it a port (one netlink round trip) carries no owner yet, so GC
     // cannot know it is this network's; it goes with the namespace of its other end (which
@@ -251,5 +258,5 @@ fn ipam_killed_mid_add_100_times() {
         "type": "polis-ipam",
         "ipam": {"type": "polis-ipam", "ranges": [[{"subnet": "10.88.0.0/24"}]], "dataDir": data.path()},
     });
-    kill_mid_add_100_times(IPAM_PLUGIN, &host, &conf, data.path(), "ikill");
+    kill_mid_add_100_times(PLUGINS.ipam, &host, &conf, data.path(), "ikill");
 }

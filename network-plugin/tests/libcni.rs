@@ -4,13 +4,17 @@
 //! and with the capability arguments as containerd 1.6's CRI builds them
 //! (go-cni's types, golang-github-containerd-go-cni-dev).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use polis_integration::cni::*;
+use polis_integration::{require_tool, run_ok};
 use serde_json::{json, Value};
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 const GOPATH: &str = "/usr/share/gocode";
 
@@ -37,7 +41,7 @@ fn build_driver(out_dir: &Path) -> PathBuf {
     if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
         go.env("GOCACHE", out_dir.join("gocache"));
     }
-    sh_ok(&mut go);
+    run_ok(&mut go);
     bin
 }
 
@@ -50,11 +54,7 @@ struct Driver {
 
 /// Our plugins, then the reference ones.
 fn default_cni_path() -> String {
-    format!(
-        "{}:{}",
-        Path::new(PLUGIN).parent().unwrap().display(),
-        REFERENCE_CNI_DIR
-    )
+    PLUGINS.cni_path()
 }
 
 impl Driver {
@@ -168,7 +168,7 @@ fn recording_plugin(bin_dir: &Path, dir: &Path) {
         format!(
             "#!/bin/sh\nf=\"{}/$CNI_COMMAND.$$.json\"\ncat > \"$f\"\nexec {} < \"$f\"\n",
             dir.display(),
-            PLUGIN
+            PLUGINS.bridge
         ),
     )
     .unwrap();

@@ -1,12 +1,15 @@
 //! DEL, CHECK, GC, STATUS and concurrent ADDs, each followed by a leak check.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::*;
+use polis_integration::cni::*;
 use serde_json::json;
+
+const PLUGINS: Plugins = Plugins {
+    bridge: env!("CARGO_BIN_EXE_polis-bridge"),
+    ipam: env!("CARGO_BIN_EXE_polis-ipam"),
+};
 
 fn v4(subnet: &str) -> serde_json::Value {
     json!([[{"subnet": subnet}]])
@@ -26,24 +29,36 @@ fn del_is_idempotent_and_complete() {
 
     // DEL twice after ADD.
     let c = Netns::new("pbc");
-    cni(&host, "ADD", "d1", &c.path(), &conf).expect_ok("ADD");
+    PLUGINS
+        .cni(&host, "ADD", "d1", &c.path(), &conf)
+        .expect_ok("ADD");
     assert!(
         !leftovers(&host, data.path(), "del", "d1").is_empty(),
         "ADD left no trace: the leak check is blind"
     );
-    cni(&host, "DEL", "d1", &c.path(), &conf).expect_ok("DEL");
+    PLUGINS
+        .cni(&host, "DEL", "d1", &c.path(), &conf)
+        .expect_ok("DEL");
     assert_no_leftovers(&host, data.path(), "del", "d1");
-    cni(&host, "DEL", "d1", &c.path(), &conf).expect_ok("second DEL");
+    PLUGINS
+        .cni(&host, "DEL", "d1", &c.path(), &conf)
+        .expect_ok("second DEL");
 
     // DEL of a container never added (no cached result, no netns given).
-    cni(&host, "DEL", "never-added", "", &conf).expect_ok("DEL of unknown container");
+    PLUGINS
+        .cni(&host, "DEL", "never-added", "", &conf)
+        .expect_ok("DEL of unknown container");
 
     // DEL after the namespace is gone.
     let gone = Netns::new("pbc");
     let gone_path = gone.path();
-    cni(&host, "ADD", "d2", &gone_path, &conf).expect_ok("ADD d2");
+    PLUGINS
+        .cni(&host, "ADD", "d2", &gone_path, &conf)
+        .expect_ok("ADD d2");
     drop(gone);
-    cni(&host, "DEL", "d2", &gone_path, &conf).expect_ok("DEL after netns removal");
+    PLUGINS
+        .cni(&host, "DEL", "d2", &gone_path, &conf)
+        .expect_ok("DEL after netns removal");
     assert_no_leftovers(&host, data.path(), "del", "d2");
     // Only the bridge and lo remain in the host.
     let mut links = host.links();
@@ -62,32 +77,46 @@ fn check_passes_then_reports_drift() {
         json!([[{"subnet": "10.82.0.0/24"}], [{"subnet": "fd82::/64"}]]),
         json!({"ipMasq": true}),
     );
-    let result = cni(&host, "ADD", "k1", &c.path(), &conf).expect_ok("ADD");
+    let result = PLUGINS
+        .cni(&host, "ADD", "k1", &c.path(), &conf)
+        .expect_ok("ADD");
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = result.clone();
-    cni(&host, "CHECK", "k1", &c.path(), &check_conf).expect_ok("CHECK of a fresh attachment");
+    PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+        .expect_ok("CHECK of a fresh attachment");
 
     // CHECK without prevResult is a configuration error.
-    cni(&host, "CHECK", "k1", &c.path(), &conf).expect_err("CHECK without prevResult", 7);
+    PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &conf)
+        .expect_err("CHECK without prevResult", 7);
 
     // A lost default route is drift too.
     c.run_ok(&["ip", "-6", "route", "del", "default"]);
-    let e = cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+    let e = PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &check_conf)
         .expect_err("CHECK after route removal", 102);
     assert!(e["msg"].as_str().unwrap().contains("::/0"), "{e}");
     c.run_ok(&[
         "ip", "-6", "route", "add", "default", "via", "fd82::1", "dev", "eth0",
     ]);
-    cni(&host, "CHECK", "k1", &c.path(), &check_conf).expect_ok("CHECK after restoring the route");
+    PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+        .expect_ok("CHECK after restoring the route");
 
     let v4 = result_ips(&result)[0].clone();
     c.run_ok(&["ip", "addr", "del", &format!("{v4}/24"), "dev", "eth0"]);
-    let e = cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+    let e = PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &check_conf)
         .expect_err("CHECK after address removal", 102);
     assert!(e["msg"].as_str().unwrap().contains(&v4), "{e}");
 
-    cni(&host, "DEL", "k1", &c.path(), &conf).expect_ok("DEL");
-    cni(&host, "CHECK", "k1", &c.path(), &check_conf).expect_err("CHECK after DEL", 102);
+    PLUGINS
+        .cni(&host, "DEL", "k1", &c.path(), &conf)
+        .expect_ok("DEL");
+    PLUGINS
+        .cni(&host, "CHECK", "k1", &c.path(), &check_conf)
+        .expect_err("CHECK after DEL", 102);
     assert_no_leftovers(&host, data.path(), "chk", "k1");
 }
 
@@ -102,8 +131,12 @@ fn gc_removes_attachments_not_in_valid_list() {
         json!({"ipMasq": true}),
     );
     let (a, b) = (Netns::new("pbc"), Netns::new("pbc"));
-    cni(&host, "ADD", "keep", &a.path(), &conf).expect_ok("ADD keep");
-    cni(&host, "ADD", "stale", &b.path(), &conf).expect_ok("ADD stale");
+    PLUGINS
+        .cni(&host, "ADD", "keep", &a.path(), &conf)
+        .expect_ok("ADD keep");
+    PLUGINS
+        .cni(&host, "ADD", "stale", &b.path(), &conf)
+        .expect_ok("ADD stale");
 
     // A second network sharing the bridge: GC of "gcn" must not touch it.
     let other = net_conf(
@@ -113,11 +146,13 @@ fn gc_removes_attachments_not_in_valid_list() {
         json!({"ipMasq": true}),
     );
     let o = Netns::new("pbc");
-    cni(&host, "ADD", "foreign", &o.path(), &other).expect_ok("ADD foreign");
+    PLUGINS
+        .cni(&host, "ADD", "foreign", &o.path(), &other)
+        .expect_ok("ADD foreign");
 
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
-    cni(&host, "GC", "", "", &gc).expect_ok("GC");
+    PLUGINS.cni(&host, "GC", "", "", &gc).expect_ok("GC");
     assert_no_leftovers(&host, data.path(), "gcn", "stale");
     assert!(
         !leftovers(&host, data.path(), "gcn", "keep").is_empty(),
@@ -129,18 +164,24 @@ fn gc_removes_attachments_not_in_valid_list() {
     );
 
     // GC without the list is refused rather than removing everything.
-    cni(&host, "GC", "", "", &conf).expect_err("GC without valid-attachments", 7);
+    PLUGINS
+        .cni(&host, "GC", "", "", &conf)
+        .expect_err("GC without valid-attachments", 7);
     // GC is a 1.1 verb.
     let mut old = gc.clone();
     old["cniVersion"] = json!("1.0.0");
-    cni(&host, "GC", "", "", &old).expect_err("GC with cniVersion 1.0.0", 1);
+    PLUGINS
+        .cni(&host, "GC", "", "", &old)
+        .expect_err("GC with cniVersion 1.0.0", 1);
 
     for (cid, ns, c) in [
         ("keep", &a, &conf),
         ("stale", &b, &conf),
         ("foreign", &o, &other),
     ] {
-        cni(&host, "DEL", cid, &ns.path(), c).expect_ok("DEL");
+        PLUGINS
+            .cni(&host, "DEL", cid, &ns.path(), c)
+            .expect_ok("DEL");
     }
     assert_no_leftovers(&host, data.path(), "gcn", "keep");
     assert_no_leftovers(&host, data.path(), "other", "foreign");
@@ -151,24 +192,27 @@ fn status_and_version() {
     let host = Netns::new("pbh");
     let data = tempfile::tempdir().unwrap();
     let conf = net_conf("st", data.path(), v4("10.85.0.0/24"), json!({}));
-    let out = cni(&host, "STATUS", "", "", &conf);
+    let out = PLUGINS.cni(&host, "STATUS", "", "", &conf);
     assert!(out.ok, "STATUS failed: {}", out.json);
     // An unusable store (a file where the directory must be) is "not available".
     let blocked = data.path().join("blocked");
     std::fs::write(&blocked, "x").unwrap();
     let bad = net_conf("st", &blocked, v4("10.85.0.0/24"), json!({}));
-    cni(&host, "STATUS", "", "", &bad).expect_err("STATUS with unusable dataDir", 50);
+    PLUGINS
+        .cni(&host, "STATUS", "", "", &bad)
+        .expect_err("STATUS with unusable dataDir", 50);
 
-    let v = run_plugin(
-        PLUGIN,
-        &host,
-        "VERSION",
-        "",
-        "",
-        "",
-        r#"{"cniVersion":"1.0.0"}"#,
-    )
-    .expect_ok("VERSION");
+    let v = PLUGINS
+        .run(
+            PLUGINS.bridge,
+            &host,
+            "VERSION",
+            "",
+            "",
+            "",
+            r#"{"cniVersion":"1.0.0"}"#,
+        )
+        .expect_ok("VERSION");
     assert_eq!(v["cniVersion"], "1.0.0");
     let versions: Vec<&str> = v["supportedVersions"]
         .as_array()
@@ -201,7 +245,9 @@ fn fifty_parallel_adds_get_distinct_addresses() {
             .map(|(i, ns)| {
                 let (host, ns, conf) = (host.clone(), ns.clone(), conf.clone());
                 std::thread::spawn(move || {
-                    cni(&host, verb, &format!("par{i}"), &ns.path(), &conf).expect_ok(verb)
+                    PLUGINS
+                        .cni(&host, verb, &format!("par{i}"), &ns.path(), &conf)
+                        .expect_ok(verb)
                 })
             })
             .collect();
@@ -246,7 +292,7 @@ fn del_isolates_at_once_and_readd_or_gc_finish_the_deletion() {
     let data = tempfile::tempdir().unwrap();
     let conf = net_conf("defer", data.path(), v4("10.86.0.0/24"), json!({}));
     let c = Netns::new("pbc");
-    let out = cni(&host, "ADD", "r1", &c.path(), &conf);
+    let out = PLUGINS.cni(&host, "ADD", "r1", &c.path(), &conf);
     assert!(out.ok, "ADD failed: {}", out.json);
     let host_veth = out.json["interfaces"][1]["name"]
         .as_str()
@@ -257,14 +303,16 @@ fn del_isolates_at_once_and_readd_or_gc_finish_the_deletion() {
 
     // Re-ADD right after DEL, many times, racing the child's delete.
     for round in 0..20 {
-        cni(&host, "DEL", "r1", &c.path(), &conf).expect_ok("DEL");
+        PLUGINS
+            .cni(&host, "DEL", "r1", &c.path(), &conf)
+            .expect_ok("DEL");
         let shown = host.run(&["ip", "-o", "link", "show", &host_veth]);
         let line = String::from_utf8_lossy(&shown.stdout).to_string();
         assert!(
             !line.contains(" master ") && !line.contains(",UP"),
             "round {round}: {host_veth} still bridged or up right after DEL: {line}"
         );
-        let again = cni(&host, "ADD", "r1", &c.path(), &conf);
+        let again = PLUGINS.cni(&host, "ADD", "r1", &c.path(), &conf);
         assert!(
             again.ok,
             "round {round}: ADD right after DEL: {}",
@@ -276,7 +324,9 @@ fn del_isolates_at_once_and_readd_or_gc_finish_the_deletion() {
             "round {round}: pod {ip} unreachable after re-ADD"
         );
     }
-    cni(&host, "DEL", "r1", &c.path(), &conf).expect_ok("last DEL");
+    PLUGINS
+        .cni(&host, "DEL", "r1", &c.path(), &conf)
+        .expect_ok("last DEL");
     assert_no_leftovers(&host, data.path(), "defer", "r1");
 
     // The kernel frees the name as soon as the child's delete request is in, so the state
@@ -297,24 +347,30 @@ fn del_isolates_at_once_and_readd_or_gc_finish_the_deletion() {
     gc_conf["cniVersion"] = json!("1.1.0");
 
     // An ADD of the same attachment deletes it first.
-    cni(&host, "ADD", "r2", &c.path(), &gc_conf).expect_ok("ADD r2");
+    PLUGINS
+        .cni(&host, "ADD", "r2", &c.path(), &gc_conf)
+        .expect_ok("ADD r2");
     detach("r2");
-    let again = cni(&host, "ADD", "r2", &c.path(), &gc_conf);
+    let again = PLUGINS.cni(&host, "ADD", "r2", &c.path(), &gc_conf);
     assert!(again.ok, "ADD over a detached veth: {}", again.json);
     let ip = result_ips(&again.json)[0].clone();
     assert!(
         host.ping(&ip),
         "pod {ip} unreachable after ADD over a detached veth"
     );
-    cni(&host, "DEL", "r2", &c.path(), &gc_conf).expect_ok("DEL r2");
+    PLUGINS
+        .cni(&host, "DEL", "r2", &c.path(), &gc_conf)
+        .expect_ok("DEL r2");
     assert_no_leftovers(&host, data.path(), "defer", "r2");
 
     // GC removes one no ADD came for.
-    cni(&host, "ADD", "r3", &c.path(), &gc_conf).expect_ok("ADD r3");
+    PLUGINS
+        .cni(&host, "ADD", "r3", &c.path(), &gc_conf)
+        .expect_ok("ADD r3");
     let veth3 = detach("r3");
     let mut gc = gc_conf.clone();
     gc["cni.dev/valid-attachments"] = json!([]);
-    cni(&host, "GC", "", "", &gc).expect_ok("GC");
+    PLUGINS.cni(&host, "GC", "", "", &gc).expect_ok("GC");
     let left = host.run(&["ip", "link", "show", &veth3]);
     assert!(!left.status.success(), "GC left the detached {veth3}");
     assert_no_leftovers(&host, data.path(), "defer", "r3");
