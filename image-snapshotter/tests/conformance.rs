@@ -1,28 +1,30 @@
 //! containerd's own snapshotter conformance suite against our binary, one daemon per test.
 
-mod common;
+use polis_integration::containerd::Containerd;
+use polis_integration::snapshotter::*;
+use polis_integration::{require_tool, TestDir};
 
-use common::*;
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 #[test]
 fn containerd_snapshot_suite_passes_in_exec_mode() {
-    need_tool("go");
-    let dir = TestDir::new("suite-exec");
+    require_tool("go");
+    let dir = TestDir::new("snaptest-suite-exec");
     let cmd = format!("{BIN} --root {{root}} --address {{address}} --log-level warn");
     assert_suite_passes(&dir, &Suite::Exec(&cmd));
 }
 
 #[test]
 fn containerd_snapshot_suite_passes_through_containerd() {
-    need_tool("go");
-    need_tool("containerd");
-    let dir = TestDir::new("suite-ctrd");
-    let snap = Daemon::start(&dir.join("snap-root"), &dir.join("snap.sock"), &[]);
-    let ctrd = Containerd::start(&dir.path, &snap.address);
+    require_tool("go");
+    require_tool("containerd");
+    let dir = TestDir::new("snaptest-suite-ctrd");
+    let snap = Daemon::start(BIN, &dir.join("snap-root"), &dir.join("snap.sock"), &[]);
+    let ctrd = Containerd::with_snapshotter("polis", &snap.address);
     assert_suite_passes(
         &dir,
         &Suite::Containerd {
-            sock: &ctrd.sock,
+            sock: &ctrd.sock(),
             snapshotter: "polis",
         },
     );

@@ -1,24 +1,25 @@
 //! The daemon as a process: the root lock, the socket's permissions, SIGKILL in the middle of
 //! Commit and Remove loops, and that nothing is left behind once everything is removed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
 use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
 use containerd_snapshots::api::snapshots::v1::*;
 use containerd_snapshots::tonic::transport::Channel;
+use polis_integration::snapshotter::*;
+use polis_integration::{mounts_under, run_ok, TestDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 #[test]
 fn a_second_instance_on_the_same_root_refuses_to_start() {
-    let dir = TestDir::new("lock");
+    let dir = TestDir::new("snaptest-lock");
     let root = dir.join("root");
-    let first = Daemon::start(&root, &dir.join("a.sock"), &[]);
+    let first = Daemon::start(BIN, &root, &dir.join("a.sock"), &[]);
     let out = std::process::Command::new(BIN)
         .arg("--root")
         .arg(&root)
@@ -45,8 +46,8 @@ fn a_second_instance_on_the_same_root_refuses_to_start() {
 
 #[test]
 fn the_socket_is_0660_root_owned_and_gone_after_sigterm() {
-    let dir = TestDir::new("sock");
-    let mut d = Daemon::start(&dir.join("root"), &dir.join("run/snap.sock"), &[]);
+    let dir = TestDir::new("snaptest-sock");
+    let mut d = Daemon::start(BIN, &dir.join("root"), &dir.join("run/snap.sock"), &[]);
     let md = fs::metadata(&d.address).unwrap();
     assert_eq!(md.mode() & 0o777, 0o660, "mode {:o}", md.mode());
     assert_eq!((md.uid(), md.gid()), (0, 0));
@@ -202,7 +203,7 @@ async fn check_view(c: &mut SnapshotsClient<Channel>, dir: &TestDir, name: &str,
 
 #[test]
 fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
-    let dir = TestDir::new("crash");
+    let dir = TestDir::new("snaptest-crash");
     let root = dir.join("root");
     let sock = dir.join("snap.sock");
     let rt = runtime();
@@ -211,7 +212,7 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
         .into_iter()
         .enumerate()
     {
-        let d = Daemon::start(&root, &sock, &[]);
+        let d = Daemon::start(BIN, &root, &sock, &[]);
         let pid = d.child.id();
         let (got, interrupted) = rt.block_on(async {
             let mut c = connect(&sock).await;
@@ -243,7 +244,7 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
     }
     // Now kill in the middle of Removes of the chain, top down.
     for delay_us in [0u64, 500, 2000] {
-        let d = Daemon::start(&root, &sock, &[]);
+        let d = Daemon::start(BIN, &root, &sock, &[]);
         let pid = d.child.id();
         rt.block_on(async {
             let mut c = connect(&sock).await;
@@ -271,7 +272,7 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
         drop(d);
     }
     // Restart, check, remove everything: nothing may remain under the root.
-    let _d = Daemon::start(&root, &sock, &[]);
+    let _d = Daemon::start(BIN, &root, &sock, &[]);
     rt.block_on(async {
         let mut c = connect(&sock).await;
         let infos = check_consistent(&mut c, &root).await;
@@ -328,10 +329,10 @@ fn sigkill_in_commit_and_remove_loops_leaves_a_consistent_store() {
 
 #[test]
 fn a_restart_sweeps_what_a_killed_flattening_left() {
-    let dir = TestDir::new("recover");
+    let dir = TestDir::new("snaptest-recover");
     let root = dir.join("root");
     let sock = dir.join("snap.sock");
-    let mut d = Daemon::start(&root, &sock, &[]);
+    let mut d = Daemon::start(BIN, &root, &sock, &[]);
     runtime().block_on(async {
         let mut c = connect(&sock).await;
         prepare(&mut c, "a", "").await;
@@ -349,7 +350,7 @@ fn a_restart_sweeps_what_a_killed_flattening_left() {
     ]));
     let staging = root.join("snapshots/1/flat.tmp-4242-1");
     fs::create_dir_all(staging.join("deep")).unwrap();
-    let _d = Daemon::start(&root, &sock, &[]);
+    let _d = Daemon::start(BIN, &root, &sock, &[]);
     assert!(mounts_under(&root).is_empty(), "{:?}", mounts_under(&root));
     assert!(!scratch.exists() && !staging.exists());
     assert!(

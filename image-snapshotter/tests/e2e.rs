@@ -2,26 +2,30 @@
 //! `--snapshotter polis`, run containers that write to their rootfs, share the image's layers,
 //! inspect and remove snapshots with `ctr snapshots`, and leave nothing behind.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use polis_integration::containerd::Containerd;
+use polis_integration::fixtures::{busybox_image_archive, busybox_rootfs_inodes};
+use polis_integration::snapshotter::*;
+use polis_integration::{require_tool, wait_until, TestDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 const IMAGE: &str = "docker.io/library/busybox:latest";
 
 #[test]
 fn ctr_import_run_share_and_remove_with_polis() {
-    need_tool("containerd");
-    need_tool("ctr");
-    need_tool("runc");
-    let dir = TestDir::new("e2e");
-    let archive = busybox_archive(&dir.path);
-    let snap = Daemon::start(&dir.join("snap-root"), &dir.join("snap.sock"), &[]);
-    let ctrd = Containerd::start(&dir.path, &snap.address);
+    require_tool("containerd");
+    require_tool("ctr");
+    require_tool("runc");
+    let dir = TestDir::new("snaptest-e2e");
+    let archive = dir.join("busybox.tar");
+    busybox_image_archive(&archive).expect("busybox image archive");
+    let snap = Daemon::start(BIN, &dir.join("snap-root"), &dir.join("snap.sock"), &[]);
+    let ctrd = Containerd::with_snapshotter("polis", &snap.address);
     let tar = archive.display().to_string();
 
-    let out = ctrd.ctr(&[
+    let out = ctrd.ctr_ok(&[
         "images",
         "import",
         "--snapshotter",
@@ -33,7 +37,7 @@ fn ctr_import_run_share_and_remove_with_polis() {
     assert!(out.contains("busybox"), "{out}");
 
     // A container writes to its rootfs and reads it back; the image's files are there.
-    let out = ctrd.ctr(&[
+    let out = ctrd.ctr_ok(&[
         "run",
         "--rm",
         "--snapshotter",
@@ -49,9 +53,9 @@ fn ctr_import_run_share_and_remove_with_polis() {
 
     // Two containers share the image's committed layer as their parent.
     for c in ["polis-e2e-a", "polis-e2e-b"] {
-        ctrd.ctr(&["containers", "create", "--snapshotter", "polis", IMAGE, c]);
+        ctrd.ctr_ok(&["containers", "create", "--snapshotter", "polis", IMAGE, c]);
     }
-    let ls = ctrd.ctr(&["snapshots", "--snapshotter", "polis", "ls"]);
+    let ls = ctrd.ctr_ok(&["snapshots", "--snapshotter", "polis", "ls"]);
     let row = |key: &str| -> Vec<String> {
         ls.lines()
             .find(|l| l.split_whitespace().next() == Some(key))
@@ -72,12 +76,16 @@ fn ctr_import_run_share_and_remove_with_polis() {
         "header, image layer, two containers:\n{ls}"
     );
 
-    let usage = ctrd.ctr(&["snapshots", "--snapshotter", "polis", "usage", &parent]);
+    let usage = ctrd.ctr_ok(&["snapshots", "--snapshotter", "polis", "usage", &parent]);
     assert!(usage.contains(&parent), "{usage}");
     // KEY SIZE INODES: the layer holds exactly the fixture's rootfs
     let fields: Vec<&str> = usage.lines().nth(1).unwrap().split_whitespace().collect();
     let inodes: usize = fields.last().unwrap().parse().unwrap();
-    assert_eq!(inodes, busybox_layer_inodes(), "{usage}");
+    assert_eq!(
+        inodes,
+        busybox_rootfs_inodes().expect("busybox rootfs"),
+        "{usage}"
+    );
     let busybox = std::fs::metadata("/bin/busybox").unwrap().len() as f64;
     let size: f64 = fields[1].parse().unwrap();
     let bytes = match fields[2] {
@@ -100,16 +108,16 @@ fn ctr_import_run_share_and_remove_with_polis() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("precondition"), "{err}");
 
-    ctrd.ctr(&["snapshots", "--snapshotter", "polis", "rm", "polis-e2e-b"]);
-    ctrd.ctr(&["containers", "rm", "polis-e2e-a", "polis-e2e-b"]);
-    ctrd.ctr(&["images", "rm", "--sync", IMAGE]);
+    ctrd.ctr_ok(&["snapshots", "--snapshotter", "polis", "rm", "polis-e2e-b"]);
+    ctrd.ctr_ok(&["containers", "rm", "polis-e2e-a", "polis-e2e-b"]);
+    ctrd.ctr_ok(&["images", "rm", "--sync", IMAGE]);
 
     // containerd's GC removes the image's snapshots through the proxy and calls Cleanup.
-    wait_for(
+    wait_until(
         "GC to remove the image snapshots",
         Duration::from_secs(30),
         || {
-            ctrd.ctr(&["snapshots", "--snapshotter", "polis", "ls"])
+            ctrd.ctr_ok(&["snapshots", "--snapshotter", "polis", "ls"])
                 .lines()
                 .count()
                 <= 1

@@ -4,17 +4,18 @@
 //! root on a small tmpfs that fills up: a clear error, metadata intact, working again once
 //! space is freed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
 use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
 use containerd_snapshots::api::snapshots::v1::*;
 use containerd_snapshots::tonic::transport::Channel;
+use polis_integration::snapshotter::*;
+use polis_integration::{mounts_under, run_ok, TestDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 fn upper_of(mounts: &[containerd_snapshots::api::types::Mount]) -> PathBuf {
     let m = &mounts[0];
@@ -119,7 +120,7 @@ async fn check_agree(c: &mut SnapshotsClient<Channel>, root: &Path) -> (Vec<Info
 /// Starts the daemon and measures the time until it answers a List.
 fn restart(root: &Path, sock: &Path) -> (Daemon, Duration) {
     let t0 = Instant::now();
-    let d = Daemon::start(root, sock, &[]);
+    let d = Daemon::start(BIN, root, sock, &[]);
     runtime().block_on(async {
         let mut c = connect(sock).await;
         list(&mut c).await;
@@ -129,11 +130,11 @@ fn restart(root: &Path, sock: &Path) -> (Daemon, Duration) {
 
 #[test]
 fn sigkill_during_100_concurrent_calls_restarts_consistent_within_a_second() {
-    let dir = TestDir::new("fault-load");
+    let dir = TestDir::new("snaptest-fault-load");
     let root = dir.join("root");
     let sock = dir.join("snap.sock");
     let rt = runtime();
-    let mut d = Daemon::start(&root, &sock, &[]);
+    let mut d = Daemon::start(BIN, &root, &sock, &[]);
     rt.block_on(async {
         let mut c = connect(&sock).await;
         prepare(&mut c, "base-key", "").await;
@@ -221,7 +222,7 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_full_root_gives_a_clear_error_and_works_again_once_space_is_freed() {
-    let dir = TestDir::new("fault-full");
+    let dir = TestDir::new("snaptest-fault-full");
     let root = dir.join("root");
     fs::create_dir_all(&root).unwrap();
     run_ok(std::process::Command::new("mount").args([
@@ -234,7 +235,7 @@ fn a_full_root_gives_a_clear_error_and_works_again_once_space_is_freed() {
     ]));
     let sock = dir.join("snap.sock");
     let rt = runtime();
-    let mut d = Daemon::start(&root, &sock, &[]);
+    let mut d = Daemon::start(BIN, &root, &sock, &[]);
     let filler = rt.block_on(async {
         let mut c = connect(&sock).await;
         prepare(&mut c, "base-key", "").await;

@@ -2,16 +2,17 @@
 //! the snapshotter flattens the deep end, and the view still shows every layer, whiteouts
 //! included, mounted the way containerd mounts it (lowerdirs relative to `snapshots/`).
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
 use containerd_snapshots::api::snapshots::v1::*;
 use containerd_snapshots::api::types::Mount;
+use polis_integration::snapshotter::*;
+use polis_integration::{run_ok, TestDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 const LAYERS: usize = 620;
 
@@ -61,8 +62,8 @@ fn mount_like_containerd(m: &Mount, snapshots: &Path, target: &Path) {
 
 #[test]
 fn a_chain_past_the_kernel_limit_is_flattened_and_complete() {
-    let dir = TestDir::new("long");
-    let snap = Daemon::start(&dir.join("root"), &dir.join("snap.sock"), &[]);
+    let dir = TestDir::new("snaptest-long");
+    let snap = Daemon::start(BIN, &dir.join("root"), &dir.join("snap.sock"), &[]);
     let snapshots = snap.root.join("snapshots");
     let rt = runtime();
     rt.block_on(async {

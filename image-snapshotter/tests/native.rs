@@ -1,16 +1,17 @@
 //! The native-copy backend: chosen explicitly it passes containerd's suite; with `--backend
 //! auto` it is what a root without usable overlayfs gets.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use polis_integration::snapshotter::*;
+use polis_integration::{mounts_under, require_tool, run_ok, TestDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_polis-snapshotter");
 
 #[test]
 fn containerd_snapshot_suite_passes_on_the_native_backend() {
-    need_tool("go");
-    let dir = TestDir::new("suite-native");
+    require_tool("go");
+    let dir = TestDir::new("snaptest-suite-native");
     let cmd =
         format!("{BIN} --root {{root}} --address {{address}} --log-level warn --backend native");
     assert_suite_passes(&dir, &Suite::Exec(&cmd));
@@ -18,7 +19,7 @@ fn containerd_snapshot_suite_passes_on_the_native_backend() {
 
 #[test]
 fn auto_falls_back_to_native_where_overlay_cannot_be_used() {
-    let dir = TestDir::new("fallback");
+    let dir = TestDir::new("snaptest-fallback");
     // overlayfs cannot use a directory on overlayfs as upper/work: a root in there has none
     for d in ["lower", "upper", "work", "merged"] {
         fs::create_dir(dir.join(d)).unwrap();
@@ -48,7 +49,7 @@ fn auto_falls_back_to_native_where_overlay_cannot_be_used() {
         "--backend overlayfs must refuse a root where overlay does not work"
     );
 
-    let snap = Daemon::start(&root, &dir.join("snap.sock"), &["--backend", "auto"]);
+    let snap = Daemon::start(BIN, &root, &dir.join("snap.sock"), &["--backend", "auto"]);
     runtime().block_on(async {
         let mut c = connect(&snap.address).await;
         prepare(&mut c, "base-a", "").await;
