@@ -46,7 +46,7 @@ impl SignalForwarder {
                 if let Some(c) = &console {
                     drain(c.master.as_fd(), 1);
                 }
-                tracing::debug!("process exited pid={pid} status={code}");
+                tracing::debug!(pid = pid.as_raw(), status = code, "process exited");
                 return Ok(code);
             }
             let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
@@ -84,7 +84,7 @@ impl SignalForwarder {
                         drain(r.as_fd(), to);
                     }
                 }
-                tracing::debug!("process exited pid={pid} status={code}");
+                tracing::debug!(pid = pid.as_raw(), status = code, "process exited");
                 return Ok(code);
             }
             // SAFETY: fd 0 stays open for the life of the process.

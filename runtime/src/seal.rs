@@ -35,7 +35,10 @@ pub fn ensure_sealed() -> Result<()> {
     let sealed = match overlay_view(&path) {
         Ok(fd) => fd,
         Err(err) => {
-            tracing::debug!("read-only overlay view unavailable ({err:#}); copying to a memfd");
+            tracing::debug!(
+                error = format!("{err:#}"),
+                "read-only overlay view unavailable; copying to a memfd"
+            );
             memfd_copy(&exe)?
         }
     };

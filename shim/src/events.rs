@@ -113,7 +113,10 @@ impl Events {
             .wait_timeout_while(counts, limit, |(queued, done)| done < queued)
             .unwrap_or_else(|p| p.into_inner());
         if timeout.timed_out() {
-            log::warn!("{} events not published", counts.0 - counts.1);
+            tracing::warn!(
+                unpublished = counts.0 - counts.1,
+                "shim exits with events not published"
+            );
         }
     }
 
@@ -128,7 +131,7 @@ impl Events {
                 self.progress.queued();
                 let _ = self.tx.send((topic, any));
             }
-            Err(e) => log::error!("encode event {topic}: {e}"),
+            Err(e) => tracing::error!(topic, error = %e, "event not encoded"),
         }
     }
 }
@@ -189,14 +192,14 @@ fn publish_with_retry(
             match p.publish(topic, namespace, event.clone()) {
                 Ok(()) => return,
                 Err(e) => {
-                    log::warn!("publish {topic} to {address} (attempt {attempt}): {e}");
+                    tracing::warn!(topic, address, attempt, error = %e, "event not published");
                     *publisher = None;
                 }
             }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    log::error!("dropped event {topic}: containerd at {address} unreachable");
+    tracing::error!(topic, address, "event dropped: containerd unreachable");
 }
 
 #[cfg(test)]

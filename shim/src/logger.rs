@@ -1,63 +1,121 @@
 //! The shim's log: logrus-style lines into the `log` fifo containerd opens in the bundle,
 //! which containerd copies into its own log.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-struct FifoLogger(Mutex<File>);
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
-/// Sends `log` records to the `log` fifo in the current directory (the bundle). Without one
-/// (a shim run by hand) the records are dropped, as containerd would have nowhere to put them.
-pub fn init(debug: bool) {
-    let Ok(file) = OpenOptions::new().write(true).open("log") else {
-        return;
-    };
-    // Leaked: the logger lives as long as the process.
-    if log::set_logger(Box::leak(Box::new(FifoLogger(Mutex::new(file))))).is_ok() {
-        log::set_max_level(if debug {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Info
-        });
-    }
+/// The shim's `tracing` subscriber: events only (the shim opens no spans), one line each.
+struct FifoLog {
+    fifo: Mutex<File>,
+    max: LevelFilter,
 }
 
-impl log::Log for FifoLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
+/// Sends `tracing` events to the `log` fifo in the current directory (the bundle). Without
+/// one (a shim run by hand) they are dropped, as containerd would have nowhere to put them.
+pub fn init(debug: bool) {
+    let Ok(fifo) = OpenOptions::new().write(true).open("log") else {
+        return;
+    };
+    let max = if debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
+    let fifo = Mutex::new(fifo);
+    let _ = tracing::subscriber::set_global_default(FifoLog { fifo, max });
+}
+
+impl Subscriber for FifoLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
     }
 
-    fn log(&self, record: &log::Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let line = format_line(
-            SystemTime::now(),
-            record.level(),
-            &record.args().to_string(),
-        );
-        if let Ok(mut f) = self.0.lock() {
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let line = format_line(SystemTime::now(), *event.metadata().level(), &fields);
+        if let Ok(mut f) = self.fifo.lock() {
             let _ = f.write_all(line.as_bytes());
         }
     }
 
-    fn flush(&self) {}
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
 }
 
-fn format_line(at: SystemTime, level: log::Level, msg: &str) -> String {
+/// An event's message and its other fields, the latter already as logrus writes them.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.record_str(field, &format!("{value:?}"));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+            return;
+        }
+        // logrus quotes a value only when it must.
+        let bare = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._/@^+:".contains(&b));
+        if bare {
+            let _ = write!(self.rest, " {}={value}", field.name());
+        } else {
+            let _ = write!(
+                self.rest,
+                " {}={}",
+                field.name(),
+                serde_json::Value::from(value)
+            );
+        }
+    }
+}
+
+fn format_line(at: SystemTime, level: Level, fields: &Fields) -> String {
     let level = match level {
-        log::Level::Error => "error",
-        log::Level::Warn => "warning",
-        log::Level::Info => "info",
-        log::Level::Debug => "debug",
-        log::Level::Trace => "trace",
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
     };
     format!(
-        "time=\"{}\" level={level} msg={}\n",
+        "time=\"{}\" level={level} msg={}{}\n",
         rfc3339(at),
-        serde_json::Value::from(msg)
+        serde_json::Value::from(fields.message.as_str()),
+        fields.rest
     )
 }
 
@@ -106,10 +164,44 @@ mod tests {
     #[test]
     fn line_is_logrus_text() {
         let at = UNIX_EPOCH + Duration::new(1_795_737_600 + 3_723, 5);
-        let line = format_line(at, log::Level::Warn, "say \"hi\"\n");
+        let fields = Fields {
+            message: "say \"hi\"\n".into(),
+            ..Default::default()
+        };
+        let line = format_line(at, Level::WARN, &fields);
         assert_eq!(
             line,
             "time=\"2026-11-27T01:02:03.000000005Z\" level=warning msg=\"say \\\"hi\\\"\\n\"\n"
         );
+    }
+
+    #[test]
+    fn fields_follow_the_message_quoted_only_when_needed() {
+        let mut fields = Fields {
+            message: "event not published".into(),
+            ..Default::default()
+        };
+        let cs = tracing::callsite::Identifier(&CALLSITE);
+        let set = tracing::field::FieldSet::new(&["topic", "error", "attempt"], cs);
+        let mut names = set.iter();
+        let (topic, error, attempt) = (names.next(), names.next(), names.next());
+        fields.record_str(&topic.unwrap(), "/tasks/exit");
+        fields.record_str(&error.unwrap(), "connection refused");
+        fields.record_debug(&attempt.unwrap(), &3);
+        let at = UNIX_EPOCH + Duration::new(1_795_737_600, 0);
+        assert_eq!(
+            format_line(at, Level::INFO, &fields),
+            "time=\"2026-11-27T00:00:00.000000000Z\" level=info msg=\"event not published\" \
+             topic=/tasks/exit error=\"connection refused\" attempt=3\n"
+        );
+    }
+
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing::callsite::Callsite for Callsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unreachable!("only its identity is used")
+        }
     }
 }

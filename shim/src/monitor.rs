@@ -159,7 +159,7 @@ impl Monitor {
                 Ok(_) => continue,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
-                    log::warn!("waitpid failed: {e}");
+                    tracing::warn!(error = %e, "waitpid failed");
                     return;
                 }
             };

@@ -187,7 +187,7 @@ impl Watcher {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("OOM watcher: {}", io::Error::last_os_error());
+                tracing::error!(error = %io::Error::last_os_error(), "OOM watcher failed");
                 return;
             }
             for ev in &events[..n as usize] {

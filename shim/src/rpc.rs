@@ -51,13 +51,13 @@ fn accept_loop(listener: UnixListener, methods: Arc<Methods>) {
         match listener.accept() {
             Ok((stream, _)) => {
                 if let Err(e) = start_connection(stream, methods.clone()) {
-                    log::error!("rpc: no thread for a new connection: {e}");
+                    tracing::error!(error = %e, "no thread for a new ttrpc connection");
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // Out of fds or memory: the connection waits in the backlog until some is freed.
             Err(e) => {
-                log::warn!("rpc: accept: {e}");
+                tracing::warn!(error = %e, "ttrpc accept failed");
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -176,7 +176,7 @@ impl Connection {
             conn_ctx: self.ctx.clone(),
         };
         if let Err(e) = method.handler(ctx, req) {
-            log::warn!("rpc: {path}: {e:?}");
+            tracing::warn!(method = path, error = ?e, "ttrpc handler failed");
         }
     }
 
@@ -184,7 +184,7 @@ impl Connection {
         let mut res = Response::new();
         res.set_status(get_status(code, msg));
         if let Err(e) = send_response(stream_id, res, tx.clone(), &self.ctx) {
-            log::warn!("rpc: error response: {e:?}");
+            tracing::warn!(error = ?e, "ttrpc error response not sent");
         }
     }
 
@@ -192,7 +192,7 @@ impl Connection {
     fn flush(&self, rx: &Receiver<(MessageHeader, Vec<u8>)>) -> bool {
         while let Ok((mh, payload)) = rx.try_recv() {
             if let Err(e) = self.write(mh, &payload) {
-                log::debug!("rpc: write: {e}");
+                tracing::debug!(error = %e, "ttrpc response not written");
                 return false;
             }
         }
@@ -220,7 +220,7 @@ fn worker(conn: Arc<Connection>) {
                 if let Err(e) = spawn_worker(conn.clone()) {
                     // This thread reads again once it has answered.
                     conn.ready.fetch_sub(1, Ordering::SeqCst);
-                    log::warn!("rpc: no thread to read the next request: {e}");
+                    tracing::warn!(error = %e, "no thread to read the next ttrpc request");
                 }
             }
         }

@@ -159,7 +159,7 @@ pub fn confine() {
         .map_err(|e| e.to_string())
         .and_then(|p| apply_filter(&p).map_err(|e| e.to_string()));
     if let Err(e) = res {
-        log::error!("the shim runs unconfined: seccomp filter: {e}");
+        tracing::error!(error = %e, "seccomp filter not loaded: the shim runs unconfined");
     }
 }
 

@@ -29,7 +29,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     // find nothing to delete, which is what we report.
     let record = read_runtime_file(&bundle).unwrap_or_else(|| {
         let s = Settings::from_any(None).unwrap_or_else(|e| {
-            log::warn!("{e}");
+            tracing::warn!(error = %e, "shim options unreadable, defaults used");
             Settings::fallback()
         });
         s.record(&flags.namespace)
@@ -42,7 +42,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
         let runtime = Runtime::new(&record, bundle.join("log.json"), monitor);
         if let Err(e) = runtime.delete(&flags.id, true) {
             if e.failure() != Failure::Missing {
-                log::warn!("delete of {} in {}: {e}", flags.id, bundle.display());
+                tracing::warn!(container = flags.id, bundle = %bundle.display(), error = %e, "delete failed");
             }
         }
     }

@@ -110,12 +110,16 @@ fn kill_unreaped_child(pid: i32, monitor: &Monitor) -> bool {
 /// the execs the shim started, its own children, should the runtime have missed any.
 fn kill_leftovers(c: &Container, monitor: &Monitor) {
     if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
-        log::warn!("kill the processes left in {}: {e}", c.id);
+        tracing::warn!(container = c.id, error = %e, "processes left not killed");
     }
     for exec in c.execs() {
         let pid = exec.pid() as i32;
         if exec.exit().is_none() && pid > 0 && kill_running_child(pid, monitor) {
-            log::warn!("exec {} of {} outlived kill --all", exec.exec_id, c.id);
+            tracing::warn!(
+                container = c.id,
+                exec = exec.exec_id,
+                "exec outlived kill --all"
+            );
         }
     }
 }
@@ -367,7 +371,7 @@ impl Tasks {
             })
         });
         if let Err(e) = watched {
-            log::warn!("no OOM events for {}: {e}", c.id);
+            tracing::warn!(container = c.id, error = %e, "no OOM events");
         }
     }
 
@@ -686,7 +690,7 @@ type Empty = containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 
 fn done<T>(what: &str, r: Result<T>) -> TtrpcResult<T> {
     r.map_err(|e| {
-        log::info!("{what}: {e}");
+        tracing::info!(request = what, error = %e, "request failed");
         ttrpc::Error::from(e)
     })
 }

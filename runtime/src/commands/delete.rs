@@ -42,7 +42,7 @@ pub fn delete(args: Delete, g: &GlobalOpts) -> Result<i32> {
     {
         // Best effort: whatever this leaves, libcontainer's delete kills and retries itself.
         if let Err(err) = kill_and_wait(&mut container) {
-            tracing::debug!("early kill of container {id:?} failed: {err}");
+            tracing::debug!(container = id, error = %err, "early kill failed");
         }
     }
     container

@@ -227,7 +227,7 @@ fn add_caps(p: &mut Process, caps: &[String]) {
         }
     }
     if !unknown.is_empty() {
-        tracing::warn!("ignoring unknown or unavailable capabilities: {unknown:?}");
+        tracing::warn!(capabilities = ?unknown, "ignoring unknown or unavailable capabilities");
     }
     let mut set = p.capabilities().clone().unwrap_or_default();
     let extend = |s: &Option<oci_spec::runtime::Capabilities>| {
