@@ -299,6 +299,47 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "delete --force: a foreign process in the container's memory cgroup only (v1)",
+        args: SLEEP,
+        edit: None,
+        kept: Some((
+            "runc 1.1.5 kills only what its devices cgroup lists: a process someone moved into \
+             one other hierarchy of the container keeps running there, and the cgroup dir stays \
+             (runc logs 'Failed to remove paths'); polis-runc kills every process in every \
+             hierarchy of the container and removes them all, since a container must leave \
+             nothing running after delete --force",
+            &[(0, ""), (0, ""), (0, ""), (0, "dead")],
+        )),
+        excluded: None,
+        steps: &[
+            (&["run", "-d", "--bundle", "{bundle}", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    "test -d /sys/fs/cgroup/memory{cg} || exit 0; \
+                     sleep 1000 >/dev/null 2>&1 </dev/null & echo $! > {tmp}/foreign; \
+                     echo $! > /sys/fs/cgroup/memory{cg}/cgroup.procs",
+                ],
+                Cmp::Code,
+            ),
+            (&["delete", "--force", "{id}"], Cmp::Code),
+            (
+                &[
+                    "@sh",
+                    // A killed orphan may stay a zombie until the test reaps it: alive means
+                    // not a zombie.
+                    "test -f {tmp}/foreign || { echo dead; exit 0; }; p=$(cat {tmp}/foreign); \
+                     sleep 0.2; st=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null); \
+                     if [ -n \"$st\" ] && [ \"$st\" != Z ]; then echo alive; kill -9 $p; \
+                     else echo dead; fi; sleep 0.2; \
+                     if test -d /sys/fs/cgroup/memory{cg}; then echo cgroup left; \
+                     rmdir /sys/fs/cgroup/memory{cg}; fi",
+                ],
+                Cmp::Out,
+            ),
+        ],
+    },
+    Scenario {
         name: "unified (cgroup v2) resources on a v1 host",
         args: SLEEP,
         edit: Some(|s, _| {
