@@ -349,8 +349,29 @@ pub fn sniff_version(bytes: &[u8]) -> String {
         .unwrap_or_else(|| LATEST_VERSION.into())
 }
 
+/// VERSION's answer: the caller's version back, and every version we speak.
+pub fn version_answer(stdin: &[u8]) -> String {
+    serde_json::json!({
+        "cniVersion": sniff_version(stdin),
+        "supportedVersions": SUPPORTED_VERSIONS,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn version_answers_in_callers_version() {
+        let v: serde_json::Value =
+            serde_json::from_str(&super::version_answer(br#"{"cniVersion":"0.4.0"}"#)).unwrap();
+        assert_eq!(v["cniVersion"], "0.4.0");
+        assert!(v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "1.1.0"));
+    }
+
     use super::*;
 
     #[test]

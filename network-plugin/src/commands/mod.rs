@@ -8,7 +8,6 @@ pub mod gc;
 pub mod ipam_step;
 pub mod links;
 pub mod status;
-pub mod version;
 
 use crate::args::{CniArgs, Command};
 use crate::config::NetConf;
@@ -17,7 +16,7 @@ use crate::error::{code, CniError, CniResult};
 /// Runs one verb; returns what goes to stdout.
 pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
     if cmd == Command::Version {
-        return Ok(version::cmd_version(stdin));
+        return Ok(crate::config::version_answer(stdin));
     }
     if cmd == Command::Del {
         let (conf, ignored) = NetConf::parse_for_del(stdin)?;

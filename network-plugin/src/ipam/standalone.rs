@@ -22,7 +22,7 @@ struct Conf {
 
 pub fn run(cmd: Command, args: &CniArgs, stdin: &[u8]) -> CniResult<String> {
     if cmd == Command::Version {
-        return Ok(crate::commands::version::cmd_version(stdin));
+        return Ok(crate::config::version_answer(stdin));
     }
     let conf: Conf = serde_json::from_slice(stdin).map_err(|e| {
         CniError::new(
