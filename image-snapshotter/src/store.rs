@@ -84,6 +84,9 @@ pub struct Store {
     db: RwLock<Option<Database>>,
     /// Set when a call met an I/O error: the next one opens the database again.
     reopen: AtomicBool,
+    /// From the first reopen until a call succeeds again: a full disk fails every call,
+    /// and the log says so once, not once per call.
+    failing: AtomicBool,
     path: PathBuf,
 }
 
@@ -107,6 +110,7 @@ impl Store {
         let store = Store {
             db: RwLock::new(Some(db)),
             reopen: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             path: path.to_path_buf(),
         };
         // Create the tables once, so read transactions never meet a missing table.
@@ -139,7 +143,9 @@ impl Store {
         if db.is_none() || self.reopen.swap(false, Ordering::AcqRel) {
             // The old handle holds the file's lock: it goes before the new one opens.
             *db = None;
-            tracing::warn!(path = %p.display(), "opening the metadata store again after an I/O error");
+            if !self.failing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(path = %p.display(), "metadata store failed with an I/O error; opened again on each call until one succeeds");
+            }
             *db = Some(Database::create(p).map_err(|e| db_err(p, "reopen", e))?);
         }
         drop(db);
@@ -148,10 +154,20 @@ impl Store {
 
     /// Notes an I/O error in `r` (the database must be opened again before the next call).
     fn watch<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(Error::Store { source, .. }) = &r {
-            if matches!(**source, redb::Error::Io(_) | redb::Error::PreviousIo) {
+        match &r {
+            Err(Error::Store { source, .. })
+                if matches!(**source, redb::Error::Io(_) | redb::Error::PreviousIo) =>
+            {
                 self.reopen.store(true, Ordering::Release);
             }
+            // The load first: a healthy store's calls only read the flag.
+            Ok(_)
+                if self.failing.load(Ordering::Acquire)
+                    && self.failing.swap(false, Ordering::AcqRel) =>
+            {
+                tracing::info!(path = %self.path.display(), "metadata store works again");
+            }
+            _ => {}
         }
         r
     }
