@@ -175,8 +175,12 @@ impl Connection {
             timeout_nano: req.timeout_nano,
             conn_ctx: self.ctx.clone(),
         };
+        // Generated handlers fail only when their answer could not be sent (ttrpc's own
+        // server then drops the whole connection, and every call on it): this call alone gets
+        // an error, so its client does not wait forever.
         if let Err(e) = method.handler(ctx, req) {
             tracing::warn!(method = path, error = ?e, "ttrpc handler failed");
+            self.fail(mh.stream_id, Code::INTERNAL, format!("{path}: {e:?}"), tx);
         }
     }
 
@@ -267,12 +271,22 @@ mod tests {
         }
     }
 
+    /// Fails without answering, as a generated handler does when its answer cannot go out.
+    struct Mute;
+
+    impl MethodHandler for Mute {
+        fn handler(&self, _: TtrpcContext, _: Request) -> TtrpcResult<()> {
+            Err(Error::Others("answer not encoded".into()))
+        }
+    }
+
     /// A connection served with methods `/t.T/Echo` and `/t.T/Gated` (answers once `gate`
     /// lets it); the other end of its socket.
     fn serve_pair(gate: Receiver<()>) -> (UnixStream, Weak<Connection>) {
         let mut methods = Methods::new();
         methods.insert("/t.T/Echo".into(), Box::new(Echo(None)));
         methods.insert("/t.T/Gated".into(), Box::new(Echo(Some(Mutex::new(gate)))));
+        methods.insert("/t.T/Mute".into(), Box::new(Mute));
         let (ours, theirs) = UnixStream::pair().unwrap();
         (theirs, start_connection(ours, Arc::new(methods)).unwrap())
     }
@@ -333,6 +347,14 @@ mod tests {
             }
             other => panic!("unknown method answered {other:?}"),
         }
+        match call(&client, "Mute", b"") {
+            Err(Error::RpcStatus(s)) => {
+                assert_eq!(s.code(), Code::INTERNAL);
+                assert!(s.message.contains("answer not encoded"), "{}", s.message);
+            }
+            other => panic!("a failed handler answered {other:?}"),
+        }
+        assert_eq!(call(&client, "Echo", b"on").unwrap().payload, b"on");
         // Calls one after another never leave more than READY_MAX threads idle.
         assert!(conn.upgrade().unwrap().ready.load(Ordering::SeqCst) <= READY_MAX);
         drop(client);
