@@ -265,11 +265,11 @@ impl Container {
             console_socket: prepared.console.as_ref().map(|c| c.path()),
         };
         self.runtime.exec(&self.id, &opts, prepared.child)?;
-        if let Some(console) = prepared.console {
-            console.attach(&p.stdio, &prepared.io)?;
-        }
         // Waiters may already hold this process: it keeps its identity and gains its IO.
         p.io.adopt(prepared.io);
+        if let Some(console) = prepared.console {
+            console.attach(&p.stdio, &p.io)?;
+        }
         p.set_pid(read_pid(&pid_file)?);
         Ok(p)
     }

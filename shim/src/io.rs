@@ -11,7 +11,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::monitor::Monitor;
 use crate::monitor::SpawnRequest;
@@ -59,6 +60,10 @@ pub struct ProcessIo {
     stdin_keeper: Mutex<Option<File>>,
     /// The pty master, for ResizePty.
     console: Mutex<Option<File>>,
+    /// Copies from the pty master still running: Delete waits for them, so that what the
+    /// process wrote just before it exited reaches containerd before its client closes the
+    /// fifo (the Go shim waits the same way, up to 2 s).
+    copying: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl ProcessIo {
@@ -74,6 +79,17 @@ impl ProcessIo {
             .unwrap_or_else(|e| e.into_inner());
         *self.stdin_keeper.lock().unwrap_or_else(|e| e.into_inner()) = keeper;
         *self.console.lock().unwrap_or_else(|e| e.into_inner()) = console;
+        // A terminal's copies start in `ConsoleSocket::attach`, on the adopting side.
+        debug_assert_eq!(
+            *other.copying.0.lock().unwrap_or_else(|e| e.into_inner()),
+            0
+        );
+    }
+
+    /// Waits (at most `limit`) until the output copied from the pty reached containerd: the
+    /// copy ends when every holder of the pty's other end has exited.
+    pub fn wait_output(&self, limit: Duration) -> bool {
+        wait_zero(&self.copying, limit)
     }
 
     /// CloseIO: the container sees EOF once containerd's writer is closed too.
@@ -333,13 +349,13 @@ impl ConsoleSocket {
         if !paths.stdout.is_empty() {
             let out = open_output(&paths.stdout)?;
             let from = master.try_clone().map_err(err)?;
-            copy_in_thread("pty-out", from, out, false);
+            copy_in_thread("pty-out", from, out, false, Some(io.copying.clone()));
         }
         if !paths.stdin.is_empty() {
             let (keeper, reader) = open_stdin(&paths.stdin)?;
             *io.stdin_keeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
             let to = master.try_clone().map_err(err)?;
-            copy_in_thread("pty-in", reader, to, true);
+            copy_in_thread("pty-in", reader, to, true, None);
         }
         *io.console.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
         Ok(())
@@ -352,8 +368,40 @@ impl Drop for ConsoleSocket {
     }
 }
 
-fn copy_in_thread(name: &str, mut from: File, mut to: File, eot_on_eof: bool) {
-    let _ = std::thread::Builder::new()
+fn wait_zero(count: &(Mutex<usize>, Condvar), limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut n = count.0.lock().unwrap_or_else(|e| e.into_inner());
+    while *n > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        n = count
+            .1
+            .wait_timeout(n, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
+}
+
+/// Copies until EOF or an error. `count`, when given, is raised while the copy runs.
+fn copy_in_thread(
+    name: &str,
+    mut from: File,
+    mut to: File,
+    eot_on_eof: bool,
+    count: Option<Arc<(Mutex<usize>, Condvar)>>,
+) {
+    let done = |c: &(Mutex<usize>, Condvar)| {
+        *c.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        c.1.notify_all();
+    };
+    if let Some(c) = &count {
+        *c.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+    let counted = count.clone();
+    let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let mut buf = [0u8; 8192];
@@ -371,7 +419,16 @@ fn copy_in_thread(name: &str, mut from: File, mut to: File, eot_on_eof: bool) {
                 // End of stdin on a terminal is ^D, as a user would type it.
                 let _ = to.write_all(&[4]);
             }
+            if let Some(c) = count {
+                done(&c);
+            }
         });
+    if spawned.is_err() {
+        tracing::warn!(thread = name, "could not start the copy thread");
+        if let Some(c) = counted {
+            done(&c);
+        }
+    }
 }
 
 fn recv_fd(sock: i32) -> io::Result<OwnedFd> {
@@ -410,6 +467,26 @@ mod tests {
             open_output("tcp://1.2.3.4:5"),
             Err(IoError::Scheme(_))
         ));
+    }
+
+    #[test]
+    fn wait_output_returns_once_the_copy_has_written_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_path = dir.path().join("out");
+        let io = ProcessIo::default();
+        assert!(io.wait_output(Duration::ZERO), "nothing copying yet");
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let out = File::create(&out_path).unwrap();
+        copy_in_thread("t-out", r.into(), out, false, Some(io.copying.clone()));
+        let mut w = File::from(w);
+        w.write_all(b"last words").unwrap();
+        assert!(
+            !io.wait_output(Duration::from_millis(50)),
+            "the writer is still open"
+        );
+        drop(w);
+        assert!(io.wait_output(Duration::from_secs(5)));
+        assert_eq!(std::fs::read(&out_path).unwrap(), b"last words");
     }
 
     #[test]

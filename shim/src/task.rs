@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::events::task::*;
@@ -448,6 +448,7 @@ impl Tasks {
                 c.remove_exec(&req.exec_id);
                 return Ok(DeleteResponse::default());
             };
+            drain_output(&c.id, &p);
             c.remove_exec(&req.exec_id);
             return Ok(delete_response(p.pid(), exit.status, exit.at));
         }
@@ -457,6 +458,7 @@ impl Tasks {
                 c.id
             )));
         }
+        drain_output(&c.id, &p);
         c.destroy()?;
         let exit = p.exit();
         let (status, at) = exit.map_or((0, SystemTime::now()), |e| (e.status, e.at));
@@ -674,6 +676,18 @@ impl Tasks {
         if lock(&self.containers).is_empty() {
             self.exit_signal.signal();
         }
+    }
+}
+
+/// What a terminal's process wrote last is still in the pty when its exit is seen; containerd's
+/// client closes its fifo once Delete returns.
+fn drain_output(id: &str, p: &Process) {
+    if !p.io.wait_output(Duration::from_secs(2)) {
+        tracing::warn!(
+            container = id,
+            exec = p.exec_id,
+            "terminal output still open after 2 s"
+        );
     }
 }
 
