@@ -142,7 +142,7 @@ impl Connection {
     fn write(&self, mh: MessageHeader, payload: &[u8]) -> io::Result<()> {
         let mut buf = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         buf.clear();
-        buf.extend_from_slice(&Vec::<u8>::from(mh));
+        put_header(&mut buf, &mh);
         buf.extend_from_slice(payload);
         let r = (&self.stream).write_all(&buf);
         // A large response's buffer is not kept for the connection's life.
@@ -249,6 +249,14 @@ fn worker(conn: Arc<Connection>) {
     }
 }
 
+/// ttrpc's header encoder (`into_buf`) is private and its `Vec` conversion allocates: the same
+/// 10 bytes, big-endian, straight into the connection's buffer.
+fn put_header(buf: &mut Vec<u8>, mh: &MessageHeader) {
+    buf.extend_from_slice(&mh.length.to_be_bytes());
+    buf.extend_from_slice(&mh.stream_id.to_be_bytes());
+    buf.extend_from_slice(&[mh.type_, mh.flags]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +337,19 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         true
+    }
+
+    #[test]
+    fn header_bytes_are_ttrpcs() {
+        let mh = MessageHeader {
+            length: 0x0102_0304,
+            stream_id: 0x0a0b_0c0d,
+            type_: containerd_shim_protos::ttrpc::proto::MESSAGE_TYPE_RESPONSE,
+            flags: 0x5a,
+        };
+        let mut buf = vec![0xff];
+        put_header(&mut buf, &mh);
+        assert_eq!(buf[1..], Vec::<u8>::from(mh)[..]);
     }
 
     #[test]
