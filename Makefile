@@ -41,7 +41,7 @@ shim-static:
 	$(STATIC_ENV) $(CARGO) build --profile shim -p containerd-shim-polis-v2 --target $(HOST_TARGET)
 
 # A shim's RSS (target <= 2 MB, issue 12) rests on shim/symbol-order.txt: with the list a
-# sleeping shim holds 1.6-1.7 MB here, without it 2.0 MB. CI fails over 1.85 MB, with the
+# sleeping shim holds 1.3-1.5 MB here, without it 2.0 MB. CI fails over 1.6 MB, with the
 # measured RSS, so a list gone stale is re-recorded before the target is lost.
 check-shim-rss: deps build
 	BUILD=0 RUNS=3 SLEEPERS=4 RSS_MAX_KB=1600 bench/shim.sh
