@@ -14,6 +14,12 @@ use clap::Parser;
 
 /// runc's command line: one command, then the process exits with its status.
 pub fn main() {
+    // Commands that enter a container re-execute themselves from a protected view of the
+    // binary (seal.rs): whatever runs before that runs twice, so it comes before the parser
+    // and the logger. A failure here is left for the command, which seals again and reports it.
+    if seal::enters_container(std::env::args_os().skip(1)) {
+        let _ = seal::ensure_sealed();
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         // Exit codes as runc's: 3 for a command it does not know ("No help topic"), 1 for

@@ -45,6 +45,25 @@ pub fn ensure_sealed() -> Result<()> {
     reexec(sealed.as_raw_fd())
 }
 
+/// Whether the command line names a command that enters a container (create, run, exec),
+/// judged before clap parses it: the first word that is neither a flag nor a global flag's
+/// value. A wrong guess costs time only, as those commands seal themselves again.
+pub fn enters_container(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.as_bytes();
+        if arg.starts_with(b"-") {
+            // Global flags that take their value as the next word.
+            if matches!(arg, b"--root" | b"--log" | b"--log-format" | b"--criu") {
+                args.next();
+            }
+            continue;
+        }
+        return matches!(arg, b"create" | b"run" | b"exec");
+    }
+    false
+}
+
 /// True if nothing can write to the file through this fd: a read-only mount or a sealed memfd.
 pub fn is_protected(fd: RawFd) -> bool {
     // SAFETY: fstatvfs/fcntl only read into a local struct / return flags for an open fd.
@@ -172,4 +191,22 @@ fn check_fd(ret: libc::c_long, what: &str) -> Result<OwnedFd> {
     check(ret, what)?;
     // SAFETY: a non-negative return of these calls is a new fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_that_enter_a_container_are_told_from_the_others() {
+        let yes = |line: &str| enters_container(line.split_whitespace().map(Into::into));
+        assert!(yes("run -b /b id"));
+        assert!(yes("--root /r --log /l --log-format json --debug create id"));
+        assert!(yes("--root=/r exec -t id sh"));
+        assert!(!yes("--root run state id"), "run is --root's value");
+        assert!(!yes("state id"));
+        assert!(!yes("delete -f run"));
+        assert!(!yes("--version"));
+        assert!(!yes(""));
+    }
 }
