@@ -201,7 +201,9 @@ mod tests {
     fn commands_that_enter_a_container_are_told_from_the_others() {
         let yes = |line: &str| enters_container(line.split_whitespace().map(Into::into));
         assert!(yes("run -b /b id"));
-        assert!(yes("--root /r --log /l --log-format json --debug create id"));
+        assert!(yes(
+            "--root /r --log /l --log-format json --debug create id"
+        ));
         assert!(yes("--root=/r exec -t id sh"));
         assert!(!yes("--root run state id"), "run is --root's value");
         assert!(!yes("state id"));
