@@ -63,7 +63,51 @@ pub struct ProcessIo {
     /// Copies from the pty master still running: Delete waits for them, so that what the
     /// process wrote just before it exited reaches containerd before its client closes the
     /// fifo (the Go shim waits the same way, up to 2 s).
-    copying: Arc<(Mutex<usize>, Condvar)>,
+    copying: Copies,
+}
+
+/// A count of running copies that can be waited on to reach zero.
+#[derive(Clone, Default)]
+struct Copies(Arc<(Mutex<usize>, Condvar)>);
+
+/// One running copy, counted until dropped (also when its thread could not start).
+struct Copying(Copies);
+
+impl Copies {
+    fn start(&self) -> Copying {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Copying(self.clone())
+    }
+
+    fn running(&self) -> usize {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the count reached zero within `limit`.
+    fn wait(&self, limit: Duration) -> bool {
+        let (count, zero) = &*self.0;
+        let deadline = Instant::now() + limit;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = zero
+                .wait_timeout(n, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        let (count, zero) = &*self.0 .0;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        zero.notify_all();
+    }
 }
 
 impl ProcessIo {
@@ -80,16 +124,13 @@ impl ProcessIo {
         *self.stdin_keeper.lock().unwrap_or_else(|e| e.into_inner()) = keeper;
         *self.console.lock().unwrap_or_else(|e| e.into_inner()) = console;
         // A terminal's copies start in `ConsoleSocket::attach`, on the adopting side.
-        debug_assert_eq!(
-            *other.copying.0.lock().unwrap_or_else(|e| e.into_inner()),
-            0
-        );
+        debug_assert_eq!(other.copying.running(), 0);
     }
 
     /// Waits (at most `limit`) until the output copied from the pty reached containerd: the
     /// copy ends when every holder of the pty's other end has exited.
     pub fn wait_output(&self, limit: Duration) -> bool {
-        wait_zero(&self.copying, limit)
+        self.copying.wait(limit)
     }
 
     /// CloseIO: the container sees EOF once containerd's writer is closed too.
@@ -349,7 +390,7 @@ impl ConsoleSocket {
         if !paths.stdout.is_empty() {
             let out = open_output(&paths.stdout)?;
             let from = master.try_clone().map_err(err)?;
-            copy_in_thread("pty-out", from, out, false, Some(io.copying.clone()));
+            copy_in_thread("pty-out", from, out, false, Some(io.copying.start()));
         }
         if !paths.stdin.is_empty() {
             let (keeper, reader) = open_stdin(&paths.stdin)?;
@@ -368,39 +409,14 @@ impl Drop for ConsoleSocket {
     }
 }
 
-fn wait_zero(count: &(Mutex<usize>, Condvar), limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let mut n = count.0.lock().unwrap_or_else(|e| e.into_inner());
-    while *n > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        n = count
-            .1
-            .wait_timeout(n, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-    true
-}
-
-/// Copies until EOF or an error. `count`, when given, is raised while the copy runs.
+/// Copies until EOF or an error; `copying`, when given, counts the copy while it runs.
 fn copy_in_thread(
     name: &str,
     mut from: File,
     mut to: File,
     eot_on_eof: bool,
-    count: Option<Arc<(Mutex<usize>, Condvar)>>,
+    copying: Option<Copying>,
 ) {
-    let done = |c: &(Mutex<usize>, Condvar)| {
-        *c.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        c.1.notify_all();
-    };
-    if let Some(c) = &count {
-        *c.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    }
-    let counted = count.clone();
     let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -419,15 +435,10 @@ fn copy_in_thread(
                 // End of stdin on a terminal is ^D, as a user would type it.
                 let _ = to.write_all(&[4]);
             }
-            if let Some(c) = count {
-                done(&c);
-            }
+            drop(copying);
         });
     if spawned.is_err() {
         tracing::warn!(thread = name, "could not start the copy thread");
-        if let Some(c) = counted {
-            done(&c);
-        }
     }
 }
 
@@ -477,7 +488,7 @@ mod tests {
         assert!(io.wait_output(Duration::ZERO), "nothing copying yet");
         let (r, w) = nix::unistd::pipe().unwrap();
         let out = File::create(&out_path).unwrap();
-        copy_in_thread("t-out", r.into(), out, false, Some(io.copying.clone()));
+        copy_in_thread("t-out", r.into(), out, false, Some(io.copying.start()));
         let mut w = File::from(w);
         w.write_all(b"last words").unwrap();
         assert!(
