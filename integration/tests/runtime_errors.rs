@@ -258,3 +258,67 @@ fn a_failed_start_is_one_line_naming_the_cause() {
         c.finish();
     }
 }
+
+/// The init is forked before its cgroups are filled and moved into them by pid (vendor patch
+/// 042). When they cannot be filled (a CPU that does not exist), the start fails as runc's
+/// does, with one line naming the file, and no process of the container is left behind (the
+/// init, forked already, is killed before the error is reported).
+#[test]
+fn a_cgroup_that_cannot_be_filled_fails_the_start_and_leaves_no_process() {
+    // The init is the runtime's child (a sibling of the intermediate process); when the
+    // runtime exits, an init still alive comes to this process instead of PID 1.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0
+    );
+    for rt in [Runtime::polis(), Runtime::runc()] {
+        let c = Container::new(&rt, "badcpus", &["/bin/sleep", "1000"]);
+        c.bundle
+            .edit(|s| s["linux"]["resources"]["cpu"] = serde_json::json!({"cpus": "4096"}))
+            .unwrap();
+        let o = c.run();
+        assert_eq!(o.status.code(), Some(1), "{}: {o:?}", rt.name);
+        if rt.name == "polis-runc" {
+            let err = stderr(&o);
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            for want in ["cpuset.cpus", c.id.as_str()] {
+                assert!(err.contains(want), "{err:?} does not name {want}");
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let left = orphans();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: processes left running: {left:?}",
+                rt.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        c.finish();
+    }
+}
+
+/// This process's children that it did not start itself (reaped as they exit), by name.
+fn orphans() -> Vec<String> {
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    let me = std::process::id().to_string();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after its last ')'
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid = tail.split_whitespace().nth(1);
+        if ppid == Some(me.as_str()) {
+            left.push(head.to_string() + ")");
+        }
+    }
+    left
+}

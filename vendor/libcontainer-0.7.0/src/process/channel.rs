@@ -380,6 +380,13 @@ pub struct InitSender {
 }
 
 impl InitSender {
+    /// polis patch: sent by the intermediate process once it moved the init into the
+    /// container's cgroups (see container_intermediate_process::cgroups_follow_init)
+    pub fn cgroups_joined(&mut self) -> Result<(), ChannelError> {
+        self.sender.send(Message::CgroupsJoined)?;
+        Ok(())
+    }
+
     pub fn seccomp_notify_done(&mut self) -> Result<(), ChannelError> {
         self.sender.send(Message::SeccompNotifyDone)?;
 
@@ -423,6 +430,21 @@ pub struct InitReceiver {
 }
 
 impl InitReceiver {
+    /// polis patch: see InitSender::cgroups_joined
+    pub fn wait_for_cgroups_joined(&mut self) -> Result<(), ChannelError> {
+        let msg = self
+            .receiver
+            .recv()
+            .map_err(|err| ChannelError::ReceiveError {
+                msg: "waiting for the cgroups".to_string(),
+                source: err,
+            })?;
+        match msg {
+            Message::CgroupsJoined => Ok(()),
+            msg => Err(ChannelError::unexpected("CgroupsJoined", msg)),
+        }
+    }
+
     pub fn wait_for_seccomp_request_done(&mut self) -> Result<(), ChannelError> {
         let msg = self
             .receiver

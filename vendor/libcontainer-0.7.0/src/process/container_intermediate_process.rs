@@ -1,7 +1,8 @@
 use std::os::fd::FromRawFd;
 
 use libcgroups::common::CgroupManager;
-use nix::unistd::{Gid, Pid, Uid, close, getpid, write};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Gid, Pid, Uid, close, write};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, LinuxResources};
 
 use super::args::{ContainerArgs, ContainerType};
@@ -87,11 +88,21 @@ pub fn container_intermediate_process(
     // In addition this needs to be done before we enter the cgroup namespace as
     // the cgroup of the process will form the root of the cgroup hierarchy in
     // the cgroup namespace.
-    apply_cgroups(
-        &cgroup_manager,
-        linux.resources().as_ref(),
-        matches!(args.container_type, ContainerType::InitContainer),
-    )?;
+    //
+    // polis patch: unless something below needs the cgroups first (see cgroups_follow_init),
+    // the init process is forked before and moved into them by pid, and it only waits for them
+    // before preparing the rootfs: its namespaces (a new network namespace costs a good part
+    // of a millisecond) are made while this process creates and fills the cgroups. crun does
+    // the same (it clones with all namespaces and its parent moves the child).
+    let follow = cgroups_follow_init(args, &namespaces, linux, rootless)?;
+    if !follow {
+        apply_cgroups(
+            &cgroup_manager,
+            linux.resources().as_ref(),
+            matches!(args.container_type, ContainerType::InitContainer),
+            current_pid,
+        )?;
+    }
     // polis patch: an exec's sub-cgroups (runc's `exec --cgroup`), entered after the
     // container's own cgroups; they must exist already, as with runc.
     for dir in &args.join_cgroup_dirs {
@@ -191,7 +202,12 @@ pub fn container_intermediate_process(
                 );
                 return -1;
             }
-            match init_process::container_init_process(args, init_main_sender, init_receiver) {
+            match init_process::container_init_process(
+                args,
+                init_main_sender,
+                init_receiver,
+                follow,
+            ) {
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
@@ -239,6 +255,14 @@ pub fn container_intermediate_process(
         tracing::error!("failed to fork init process: {}", err);
         IntermediateProcessError::InitProcess(err)
     })?;
+    if follow {
+        if let Err(err) = apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true, pid) {
+            // the init process waits for the message below: it must not go on outside them
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(err);
+        }
+        init_sender.cgroups_joined()?;
+    }
     tracing::debug!(
         "nsexec-1[{}]: stage-1: spawned stage-2 (pid {pid}), done",
         Pid::this()
@@ -350,6 +374,28 @@ fn setup_time_offsets(sender: &mut MainSender, receiver: &mut IntermediateReceiv
     Ok(())
 }
 
+/// polis patch: whether the init process is moved into the container's cgroups after it was
+/// forked (true), or this process joins them before the fork and the init is born in them.
+/// Born in them it must be when something it does before preparing the rootfs depends on its
+/// cgroup: a cgroup namespace (rooted at the cgroup it is made in), a real-time or deadline
+/// scheduler (admission is checked against the cgroup's cpu budget), a memory policy (bound
+/// by the cgroup's cpuset.mems), or a user namespace and rootless cgroups (the order the
+/// comment above describes). A tenant (exec) joins existing cgroups, which costs little.
+fn cgroups_follow_init(
+    args: &ContainerArgs,
+    namespaces: &Namespaces,
+    linux: &oci_spec::runtime::Linux,
+    rootless: bool,
+) -> Result<bool> {
+    let process = args.spec.process().as_ref();
+    Ok(matches!(args.container_type, ContainerType::InitContainer)
+        && !rootless
+        && namespaces.get(LinuxNamespaceType::User)?.is_none()
+        && namespaces.get(LinuxNamespaceType::Cgroup)?.is_none()
+        && process.is_none_or(|p| p.scheduler().is_none())
+        && linux.memory_policy().is_none())
+}
+
 fn apply_cgroups<
     C: CgroupManager<Error = E> + ?Sized,
     E: std::error::Error + Send + Sync + 'static,
@@ -357,8 +403,8 @@ fn apply_cgroups<
     cmanager: &C,
     resources: Option<&LinuxResources>,
     init: bool,
+    pid: Pid,
 ) -> Result<()> {
-    let pid = getpid();
     cmanager.add_task(pid).map_err(|err| {
         tracing::error!(?pid, ?err, ?init, "failed to add task to cgroup");
         IntermediateProcessError::Cgroup(err.to_string())
@@ -385,6 +431,7 @@ fn apply_cgroups<
 mod tests {
     use anyhow::Result;
     use libcgroups::test_manager::TestManager;
+    use nix::unistd::getpid;
     use nix::unistd::Pid;
     use oci_spec::runtime::LinuxResources;
     use procfs::process::Process;
@@ -398,7 +445,7 @@ mod tests {
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Some(&resources), true)?;
+        apply_cgroups(&cmanager, Some(&resources), true, getpid())?;
 
         // assert
         assert!(cmanager.get_add_task_args().len() == 1);
@@ -417,7 +464,7 @@ mod tests {
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Some(&resources), false)?;
+        apply_cgroups(&cmanager, Some(&resources), false, getpid())?;
 
         // assert
         assert_eq!(
@@ -434,7 +481,7 @@ mod tests {
         let cmanager = TestManager::default();
 
         // act
-        apply_cgroups(&cmanager, None, true)?;
+        apply_cgroups(&cmanager, None, true, getpid())?;
         // assert
         assert_eq!(
             cmanager.get_add_task_args()[0],

@@ -43,6 +43,9 @@ pub fn container_init_process(
     args: &ContainerArgs,
     main_sender: &mut channel::MainSender,
     init_receiver: &mut channel::InitReceiver,
+    // polis patch: the intermediate process moves this process into the container's cgroups
+    // while it makes its namespaces (container_intermediate_process::cgroups_follow_init)
+    cgroups_follow: bool,
 ) -> Result<()> {
     // polis patch: start-up progress, see container_main_process
     tracing::debug!(
@@ -82,6 +85,10 @@ pub fn container_init_process(
 
     if let Some(true) = ctx.process.no_new_privileges() {
         let _ = prctl::set_no_new_privileges(true);
+    }
+
+    if cgroups_follow {
+        init_receiver.wait_for_cgroups_joined()?;
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
