@@ -187,8 +187,18 @@ impl Container {
                 if let Ok(proc) = Process::new(pid.as_raw()) {
                     use procfs::process::ProcState;
 
-                    match proc.stat()?.state()? {
-                        ProcState::Zombie | ProcState::Dead => ContainerStatus::Stopped,
+                    // polis patch: a process reaped between the two reads (an exited init's
+                    // parent reaps it at any moment) is stopped too; upstream failed with
+                    // "File not found: /proc/PID/stat", and `delete --force` with it.
+                    let state = match proc.stat() {
+                        Ok(stat) => Some(stat.state()?),
+                        Err(procfs::ProcError::NotFound(_)) => None,
+                        Err(err) => return Err(err.into()),
+                    };
+                    match state {
+                        None | Some(ProcState::Zombie | ProcState::Dead) => {
+                            ContainerStatus::Stopped
+                        }
                         _ => match self.status() {
                             ContainerStatus::Creating
                             | ContainerStatus::Created
