@@ -1,13 +1,13 @@
 use std::fs;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf, StripPrefixError};
+use std::path::{Path, PathBuf};
 
 use nix::unistd;
 use oci_spec::runtime::LinuxCpu;
 use unistd::Pid;
 
 use super::controller::Controller;
-use super::util::{self, V1MountPointError};
+use super::util;
 use crate::common::{self, ControllerOpt, WrapIoResult, WrappedIoError};
 
 const CGROUP_CPUSET_CPUS: &str = "cpuset.cpus";
@@ -17,15 +17,8 @@ const CGROUP_CPUSET_MEMS: &str = "cpuset.mems";
 pub enum V1CpuSetControllerError {
     #[error("io error: {0}")]
     WrappedIo(#[from] WrappedIoError),
-    #[error("bad cgroup path {path}: {err}")]
-    BadCgroupPath {
-        err: StripPrefixError,
-        path: PathBuf,
-    },
     #[error("cpuset parent value is empty")]
     EmptyParent,
-    #[error("mount point error: {0}")]
-    MountPoint(#[from] V1MountPointError),
 }
 
 pub struct CpuSet {}
