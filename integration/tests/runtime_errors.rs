@@ -285,19 +285,11 @@ fn a_cgroup_that_cannot_be_filled_fails_the_start_and_leaves_no_process() {
                 assert!(err.contains(want), "{err:?} does not name {want}");
             }
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        loop {
-            let left = orphans();
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{}: processes left running: {left:?}",
-                rt.name
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        polis_integration::wait_until(
+            &format!("{}: the processes it left to this one to exit", rt.name),
+            std::time::Duration::from_secs(3),
+            || orphans().is_empty(),
+        );
         c.finish();
     }
 }
